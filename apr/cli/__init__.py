@@ -1,0 +1,24 @@
+"""The ``apr`` command line: one sub-command group per pipeline stage."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="apr",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Adaptive Parallel Reasoning: data, training, fork-join inference, evaluation and serving.",
+)
+
+
+def _register() -> None:
+    # Imported here so that `apr --help` stays fast and each stage owns its own module.
+    from apr.cli import data
+
+    app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    _register()
+    app()

@@ -1,0 +1,241 @@
+"""Symbolic hybrid best-first / DFS search that writes demonstrations in the paper's format.
+
+``sosp`` writes one serialized trace (SoS+): beam search whose expansions sometimes "double down"
+into a depth-first sub search. ``apr_search`` writes a thread tree (APR): the parent delegates all
+surviving successors of an expansion to child threads, which search from isolated prompts, and
+continues from a join block holding only their results. Children may spawn too, to ``max_depth``.
+
+Both consume a ``random.Random`` in the same order as the reference generator (shuffle after
+pruning, one spawn/DFS draw per expansion), so with the same seed and settings they reproduce the
+reference's traces byte for byte. Unlike the reference, the parent resumes with the correct next
+node after a spawn whose children all fail (the reference reuses a shadowed loop index there).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+from apr import grammar as g
+from apr.countdown.rules import combine
+from apr.threads import Thread
+
+_FACTOR_DISTANCE: dict[int, dict[int, int]] = {}
+
+
+def mult_heuristic(nums: list[int], target: int) -> int:
+    """Sum over numbers of the distance to the nearest factor of the target (2..target).
+
+    This is the formula the reference generators actually use (the paper prints another one).
+    Lower is better.
+    """
+    cache = _FACTOR_DISTANCE.get(target)
+    if cache is None:
+        cache = _FACTOR_DISTANCE[target] = {}
+    total = 0
+    for n in nums:
+        d = cache.get(n)
+        if d is None:
+            d = cache[n] = min(abs(n - f) for f in range(2, target + 1) if target % f == 0)
+        total += d
+    return total
+
+
+class Node:
+    __slots__ = ("nums", "ops", "h", "id", "parent", "op")
+
+    def __init__(self, nums: list[int], ops: list[str], h: int, parent: "Node | None", op: str | None):
+        self.nums, self.ops, self.h, self.parent, self.op = nums, ops, h, parent, op
+        self.id = "0"
+
+    def __lt__(self, other: "Node") -> bool:  # heap ties behave exactly as in the reference
+        return self.h < other.h
+
+
+def _expand(node: Node, target: int, beam: int, rng: random.Random) -> list[Node]:
+    """All successors, pruned to the ``beam`` best (stable on ties), then shuffled."""
+    nums = node.nums
+    n = len(nums)
+    out: list[Node] = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            rest = [nums[k] for k in range(n) if k != i and k != j]
+            for op in combine(nums[i], nums[j]):
+                new = rest + [op.result]
+                out.append(Node(new, node.ops + [str(op)], mult_heuristic(new, target), node, None))
+    out.sort(key=_by_h)
+    del out[beam:]
+    rng.shuffle(out)
+    return out
+
+
+def _by_h(node: Node) -> int:
+    return node.h
+
+
+def path_lines(goal: Node, start: Node, target: int) -> list[str]:
+    """The summary path from ``start`` to the goal node, ending with the goal line."""
+    chain = [goal]
+    while chain[-1] is not start:
+        chain.append(chain[-1].parent)
+    chain.reverse()
+    lines = [g.move_line(start.id)]
+    for node, nxt in zip(chain, chain[1:]):
+        lines.append(g.state_line(target, node.nums, node.ops))
+        lines.append(g.explore_line(nxt.ops[-1], nxt.nums))
+        if len(nxt.nums) == 1:
+            lines.append(g.goal_line(nxt.nums[0], target))
+            return lines
+        lines.append(g.generated_line(nxt.id, target, nxt.nums, nxt.ops[-1]))
+        lines.append(g.move_line(nxt.id))
+    raise AssertionError("goal node is not a leaf")
+
+
+def _emit_children(node: Node, kids: list[Node], target: int, out: list[str]) -> tuple[Node | None, list[Node]]:
+    """Write the Exploring/Generated/leaf lines of one expansion; return (goal, non-leaf kids)."""
+    k = 0
+    explore: list[Node] = []
+    prefix = node.id + ","
+    for kid in kids:
+        kid.id = prefix + str(k)
+        nums = kid.nums
+        op = kid.ops[-1]
+        out.append(g.explore_line(op, nums))
+        if len(nums) == 1:
+            if nums[0] == target:
+                out.append(g.goal_line(target, target))
+                return kid, explore
+            out.append(g.miss_line(nums[0], target))
+        else:
+            out.append(g.generated_line(kid.id, target, nums, op))
+            k += 1
+            explore.append(kid)
+    explore.sort(key=_by_h)
+    return None, explore
+
+
+# -- SoS+ --------------------------------------------------------------------------------------
+def sosp(nums: list[int], target: int, beam_size: int, rng: random.Random, p_dfs: float = 0.5) -> str:
+    """A SoS+ trace (text, starting with the ``Current State`` prompt line)."""
+    root = Node(list(nums), [], mult_heuristic(nums, target), None, None)
+    out: list[str] = []
+    _sosp(root, root, target, beam_size, rng, p_dfs, 0, out)
+    return "\n".join(out) + "\n"
+
+
+def _sosp(start: Node, root: Node, target: int, beam: int, rng: random.Random, p: float, level: int,
+          out: list[str]) -> bool:
+    open_set = [(start.h, start)]
+    while open_set:
+        current = [heapq.heappop(open_set) for _ in range(min(beam, len(open_set)))]
+        for idx, (_, node) in enumerate(current):
+            out.append(g.state_line(target, node.nums, node.ops))
+            goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
+            if goal is not None:
+                out.extend(path_lines(goal, root, target))
+                return True
+            double_down = rng.random() < p
+            for kid in explore:
+                if double_down:
+                    out.append(f"Start Sub Search at level {level + 1}: {g.move_line(kid.id)}")
+                    found = _sosp(kid, root, target, beam, rng, p, level + 1, out)
+                    out.append(f"Exit Sub Search at level {level + 1}")
+                    if found:
+                        return True
+                    out.append("No solution found in sub search")
+                else:
+                    heapq.heappush(open_set, (kid.h, kid))
+            if idx < len(current) - 1:
+                out.append(g.move_line(current[idx + 1][1].id))
+        if open_set:
+            out.append(g.move_line(open_set[0][1].id))
+    out.append(g.NO_SOLUTION)
+    return False
+
+
+# -- APR ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AprSettings:
+    beam_size: int
+    sub_beam_size: int
+    p_spawn: float = 0.9
+    max_depth: int = 1  # the reference spawns only from the root (depth 1); we allow more
+
+
+def apr_search(nums: list[int], target: int, settings: AprSettings, rng: random.Random) -> Thread:
+    """An APR demonstration as a thread tree; ``meta['solved']`` says whether the root succeeded."""
+    root = Node(list(nums), [], mult_heuristic(nums, target), None, None)
+    thread, goal = _apr_thread(root, target, settings.beam_size, settings, rng, 0, "0")
+    thread.meta["solved"] = goal is not None
+    return thread
+
+
+def _apr_thread(start: Node, target: int, beam: int, s: AprSettings, rng: random.Random, level: int,
+                thread_id: str) -> tuple[Thread, Node | None]:
+    thread = Thread(id=thread_id, prompt=g.apr_prompt(target, start.nums, start.ops, start.id))
+    thread.meta["node"] = start.id
+    # The prompt ends with the start node's state line and no newline, so the first generated
+    # line starts with one (the empty first element); later spans start right after a join.
+    out: list[str] = [""]
+
+    def flush() -> None:
+        if out != [""]:
+            thread.add_span("gen", "\n".join(out) + "\n")
+        out.clear()
+
+    open_set = [(start.h, start)]
+    while open_set:
+        current = [heapq.heappop(open_set) for _ in range(min(beam, len(open_set)))]
+        for idx, (_, node) in enumerate(current):
+            if node is not start:
+                out.append(g.state_line(target, node.nums, node.ops))
+            goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
+            if goal is not None:
+                out.extend(path_lines(goal, start, target))
+                flush()
+                thread.finish_reason = "eos"
+                return thread, goal
+            spawn = level < s.max_depth and len(explore) > 1 and rng.random() < s.p_spawn
+            if spawn:
+                found = _spawn(thread, explore, target, s, rng, level, flush)
+                if found is not None:
+                    out.append(g.goal_line(target, target))
+                    out.extend(path_lines(found, start, target))
+                    flush()
+                    thread.finish_reason = "eos"
+                    return thread, found
+            else:
+                for kid in explore:
+                    heapq.heappush(open_set, (kid.h, kid))
+            if idx < len(current) - 1:
+                out.append(g.move_line(current[idx + 1][1].id))
+        if open_set:
+            out.append(g.move_line(open_set[0][1].id))
+    out.append(g.NO_SOLUTION)
+    flush()
+    thread.finish_reason = "eos"
+    return thread, None
+
+
+def _spawn(thread: Thread, explore: list[Node], target: int, s: AprSettings, rng: random.Random, level: int,
+           flush: Callable[[], None]) -> Node | None:
+    """Delegate every non-leaf successor to a child thread; write spawn and join spans."""
+    children: list[tuple[Thread, Node | None]] = [
+        _apr_thread(kid, target, s.sub_beam_size, s, rng, level + 1, f"{thread.id}.{i}")
+        for i, kid in enumerate(explore)
+    ]
+    calls = [g.ChildCall(i, level + 1, kid.id) for i, kid in enumerate(explore)]
+    flush()
+    thread.add_span("spawn", g.render_spawn(calls))
+    thread.spawns.append([child for child, _ in children])
+    results = [
+        g.ChildResult(call, "\n".join(path_lines(goal, kid, target)) + "\n" if goal else None)
+        for call, kid, (_, goal) in zip(calls, explore, children)
+    ]
+    thread.add_span("join", g.render_join(results))
+    for _, goal in children:
+        if goal is not None:
+            return goal
+    return None
