@@ -242,3 +242,59 @@ def tree_metrics(root: Thread, count: TokenCounter | None = None) -> TreeMetrics
         n_spawns=len(spawns),
         children_per_spawn=(sum(len(g) for g in spawns) / len(spawns)) if spawns else 0.0,
     )
+
+
+# -- flat form -------------------------------------------------------------------------------
+# Data files store a tree as a flat list of thread rows with parent links: every row has the
+# same fields, so Arrow/Parquet (and `datasets.load_dataset`) see one fixed schema however deep
+# the tree is. Runtime-only data (meta, events) lives in the nested form.
+def flatten(root: Thread) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def visit(thread: Thread, parent: str | None, spawn: int) -> None:
+        rows.append({
+            "id": thread.id,
+            "parent": parent,
+            "spawn": spawn,
+            "prompt": thread.prompt,
+            "spans": [{"kind": s.kind, "text": s.text} for s in thread.spans],
+            "finish_reason": thread.finish_reason,
+        })
+        for k, group in enumerate(thread.spawns):
+            for child in group:
+                visit(child, thread.id, k)
+
+    visit(root, None, -1)
+    return rows
+
+
+def unflatten(rows: list[dict[str, Any]]) -> Thread:
+    """Rebuild a tree from ``flatten`` rows (parents always precede their children)."""
+    if not rows:
+        raise ValueError("a thread tree needs at least one thread")
+    threads: dict[str, Thread] = {}
+    root: Thread | None = None
+    for row in rows:
+        try:
+            thread = Thread(id=row["id"], prompt=row["prompt"],
+                            spans=[Span.from_dict(s) for s in row["spans"]],
+                            finish_reason=row.get("finish_reason"))
+            parent, spawn = row.get("parent"), row.get("spawn", -1)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"malformed thread row {row.get('id')!r}: {e}") from None
+        if thread.id in threads:
+            raise ValueError(f"duplicate thread id {thread.id!r}")
+        threads[thread.id] = thread
+        if parent is None:
+            if root is not None:
+                raise ValueError("a thread tree has exactly one root")
+            root = thread
+            continue
+        if parent not in threads:
+            raise ValueError(f"thread {thread.id!r} names unknown parent {parent!r}")
+        groups = threads[parent].spawns
+        while len(groups) <= spawn:
+            groups.append([])
+        groups[spawn].append(thread)
+    assert root is not None
+    return root

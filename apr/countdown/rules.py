@@ -65,6 +65,54 @@ def check_operation(left: int, op: str, right: int, result: int) -> str | None:
     return None
 
 
+def _values(a: int, b: int) -> tuple[int, ...]:
+    big, small = (b, a) if a <= b else (a, b)
+    if small and big % small == 0:
+        return a + b, a * b, big - small, big // small
+    return a + b, a * b, big - small
+
+
+def is_solvable(nums: list[int] | tuple[int, ...], target: int) -> bool:
+    """Whether some expression uses every number once to reach ``target``.
+
+    Any sequence of pairwise combinations is an expression tree over a partition of the inputs,
+    so the values reachable from each subset (a bitmask DP) decide solvability; the last
+    combination is checked by inverting each operation against the target instead of
+    enumerating it. Much faster than search, which matters when filtering millions of draws.
+    """
+    n = len(nums)
+    full = (1 << n) - 1
+    reach: dict[int, set[int]] = {1 << i: {v} for i, v in enumerate(nums)}
+    for mask in sorted(range(1, full), key=int.bit_count):
+        if mask in reach:
+            continue
+        vals: set[int] = set()
+        sub = (mask - 1) & mask
+        while sub:
+            other = mask ^ sub
+            if sub < other:  # each unordered split once
+                for a in reach[sub]:
+                    for b in reach[other]:
+                        vals.update(_values(a, b))
+            sub = (sub - 1) & mask
+        reach[mask] = vals
+    if n == 1:
+        return nums[0] == target
+    sub = (full - 1) & full
+    while sub:
+        other = full ^ sub
+        if sub < other:
+            right = reach[other]
+            for a in reach[sub]:
+                if (target - a in right or a + target in right or a - target in right
+                        or (a and target % a == 0 and target // a in right) or (a == 0 == target)
+                        or (a and a * target in right)
+                        or (a and target and a % target == 0 and a // target in right)):
+                    return True
+        sub = (sub - 1) & full
+    return False
+
+
 def solve(nums: list[int], target: int) -> list[Operation] | None:
     """One solution (a list of operations) reaching ``target`` using every number once, or None.
 
