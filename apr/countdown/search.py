@@ -222,8 +222,9 @@ def _apr_thread(start: Node, target: int, beam: int, s: AprSettings, rng: random
 def _spawn(thread: Thread, explore: list[Node], target: int, s: AprSettings, rng: random.Random, level: int,
            flush: Callable[[], None]) -> Node | None:
     """Delegate every non-leaf successor to a child thread; write spawn and join spans."""
+    first = len(thread.children)  # child ids stay unique across a thread's spawns
     children: list[tuple[Thread, Node | None]] = [
-        _apr_thread(kid, target, s.sub_beam_size, s, rng, level + 1, f"{thread.id}.{i}")
+        _apr_thread(kid, target, s.sub_beam_size, s, rng, level + 1, f"{thread.id}.{first + i}")
         for i, kid in enumerate(explore)
     ]
     calls = [g.ChildCall(i, level + 1, kid.id) for i, kid in enumerate(explore)]
