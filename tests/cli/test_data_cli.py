@@ -1,0 +1,43 @@
+"""The data CLI end to end, and bad input turned into one clear line (exit 2, no traceback)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def apr(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "apr", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_problems_traces_sft_pipeline(tmp_path):
+    r = apr("data", "problems", "--out", "d", "--train", "60", "--val", "10", "--test", "10", "--workers", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = apr("data", "traces", "-p", "d/train.jsonl", "-o", "d/apr.jsonl", "--workers", "1", cwd=tmp_path)
+    assert r.returncode == 0 and "solver success" in r.stderr
+    r = apr("data", "sft", "-t", "d/apr.jsonl", "-o", "d/sft.parquet", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "d/sft.parquet").exists()
+    rows = [json.loads(l) for l in (tmp_path / "d/apr.jsonl").read_text().splitlines()]
+    assert len(rows) == 60 and all(r["format"] == "apr" for r in rows)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["data", "problems", "--out", "x", "--numbers", "1"], "n_numbers must be between 2 and 6"),
+    (["data", "problems", "--out", "x", "--min-target", "50", "--max-target", "10"], "min_target <= max_target"),
+    (["data", "problems", "--out", "x", "--train", "-5"], "split size must be >= 0"),
+    (["data", "traces", "-p", "nope.jsonl", "-o", "t.jsonl"], "no such file"),
+    (["data", "traces", "-p", "bad.jsonl", "-o", "t.jsonl"], "truncated"),
+    (["data", "traces", "-p", "ok.jsonl", "-o", "t.jsonl", "--format", "bfs"], "format must be 'sosp' or 'apr'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    (tmp_path / "bad.jsonl").write_text('{"nums": [1, 2], "target": 3}\n{"nums": [1,')
+    (tmp_path / "ok.jsonl").write_text('{"nums": [1, 2], "target": 3}\n')
+    r = apr(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_option_is_rejected(tmp_path):
+    r = apr("data", "problems", "--out", "x", "--colour", "red", cwd=tmp_path)
+    assert r.returncode == 2 and "No such option" in r.stderr

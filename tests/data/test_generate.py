@@ -1,0 +1,115 @@
+"""Data jobs: reproducible across worker counts, de-duplicated, resumable, loadable by `datasets`."""
+
+import json
+
+import pytest
+
+from apr.countdown.problems import ProblemSpec
+from apr.data.generate import TraceSettings, generate_problems, generate_traces, load_problems
+from apr.data.io import DataFileError, partial_dir, read_rows
+from apr.data.sft import SftOptions, export_sft, token_budget
+
+SIZES = {"train": 240, "val": 30, "test": 30}
+
+
+@pytest.fixture(scope="module")
+def problems_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("problems")
+    generate_problems(out, ProblemSpec(), SIZES, seed=3, workers=1, chunk_size=50)
+    return out
+
+
+def test_same_seed_gives_byte_identical_files_with_1_and_2_workers(problems_dir, tmp_path):
+    generate_problems(tmp_path, ProblemSpec(), SIZES, seed=3, workers=2, chunk_size=50)
+    for split in SIZES:
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (problems_dir / f"{split}.jsonl").read_bytes()
+    for fmt in ("apr", "sosp"):
+        one, two = tmp_path / f"{fmt}1.jsonl", tmp_path / f"{fmt}2.jsonl"
+        generate_traces(problems_dir / "train.jsonl", one, TraceSettings(fmt), seed=5, workers=1, chunk_size=40)
+        generate_traces(problems_dir / "train.jsonl", two, TraceSettings(fmt), seed=5, workers=2, chunk_size=40)
+        assert one.read_bytes() == two.read_bytes()
+
+
+def test_splits_are_disjoint_and_sized(problems_dir):
+    keys = {}
+    for split, n in SIZES.items():
+        problems = load_problems(problems_dir / f"{split}.jsonl")
+        assert len(problems) == n
+        keys[split] = {p.key for p in problems}
+        assert len(keys[split]) == n
+    assert not (keys["train"] & keys["val"]) and not (keys["train"] & keys["test"]) and not (keys["val"] & keys["test"])
+    meta = json.loads((problems_dir / "meta.json").read_text())
+    assert meta["spec"]["n_numbers"] == 4 and meta["seed"] == 3
+
+
+def test_three_number_problems_respect_the_ranges(tmp_path):
+    spec = ProblemSpec(n_numbers=3, min_number=1, max_number=20, min_target=10, max_target=30)
+    generate_problems(tmp_path, spec, {"train": 50}, seed=0)
+    for p in load_problems(tmp_path / "train.jsonl"):
+        assert len(p.nums) == 3 and all(1 <= x <= 20 for x in p.nums) and 10 <= p.target <= 30
+
+
+def test_a_killed_trace_job_resumes_from_its_finished_shards(problems_dir, tmp_path):
+    full = tmp_path / "full.jsonl"
+    generate_traces(problems_dir / "train.jsonl", full, TraceSettings("apr"), seed=1, chunk_size=40)
+    out = tmp_path / "resumed.jsonl"
+    generate_traces(problems_dir / "train.jsonl", out, TraceSettings("apr"), seed=1, chunk_size=40)
+    # Simulate a kill after two chunks: the final file is gone, two shards remain, one is poisoned
+    # to prove it is read back instead of recomputed.
+    out.unlink()
+    shards = partial_dir(out)
+    shards.mkdir()
+    generate_traces(problems_dir / "train.jsonl", tmp_path / "scratch.jsonl", TraceSettings("apr"), seed=1,
+                    chunk_size=40, limit=80)
+    rows = read_rows(tmp_path / "scratch.jsonl")
+    (shards / "apr-000000000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:40]))
+    marker = dict(rows[40], beam=-1)
+    (shards / "apr-000000040.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [marker] + rows[41:80]))
+    generate_traces(problems_dir / "train.jsonl", out, TraceSettings("apr"), seed=1, chunk_size=40)
+    resumed = read_rows(out)
+    assert resumed[40]["beam"] == -1  # the shard was reused, not recomputed
+    assert resumed[:40] + resumed[41:] == read_rows(full)[:40] + read_rows(full)[41:]
+    assert not shards.exists()
+
+
+def test_outputs_load_with_hugging_face_datasets(problems_dir, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    traces = tmp_path / "apr.parquet"
+    generate_traces(problems_dir / "train.jsonl", traces, TraceSettings("apr", max_depth=2), seed=0, limit=60)
+    sft = tmp_path / "sft.jsonl"
+    summary = export_sft(traces, sft, SftOptions("sub-calls"))
+    ds = datasets.load_dataset("json", data_files=str(sft), split="train")
+    assert len(ds) == summary["examples"] and {"prompt", "completion", "thread_id"} <= set(ds.column_names)
+    assert all(p.startswith("Sub Call Budget: ") for p, r in zip(ds["prompt"], ds["role"]) if r == "root")
+    assert not any(p.startswith("Sub Call Budget") for p, r in zip(ds["prompt"], ds["role"]) if r == "child")
+    tr = datasets.load_dataset("parquet", data_files=str(traces), split="train")
+    assert len(tr) == 60 and tr[0]["threads"][0]["parent"] is None
+
+
+def test_sft_rows_rebuild_every_thread_sequence(problems_dir, tmp_path):
+    traces = tmp_path / "sosp.jsonl"
+    generate_traces(problems_dir / "train.jsonl", traces, TraceSettings("sosp"), seed=0, limit=20)
+    export_sft(traces, tmp_path / "sft.jsonl", SftOptions("tokens"), count_tokens=len)
+    for trace, row in zip(read_rows(traces), read_rows(tmp_path / "sft.jsonl")):
+        text = trace["threads"][0]["prompt"] + trace["threads"][0]["spans"][0]["text"]
+        budget = token_budget(len(text))
+        assert row["prompt"] + row["completion"] == f"Token Budget: {budget} " + text
+
+
+def test_token_budget_bins():
+    assert [token_budget(n) for n in (1, 512, 513, 4000, 9000)] == [512, 512, 1024, 4096, 4096]
+
+
+def test_corrupt_and_missing_inputs_fail_clearly(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"nums": [1, 2], "target": 3}\n{"nums": [1, 2')
+    with pytest.raises(DataFileError, match="bad.jsonl:2.*truncated"):
+        load_problems(bad)
+    bad.write_text('{"nums": [1, -2], "target": 3}\n')
+    with pytest.raises(ValueError, match="row 1.*non-negative"):
+        load_problems(bad)
+    with pytest.raises(DataFileError, match="no such file"):
+        load_problems(tmp_path / "missing.jsonl")
+    bad.write_text('{"id": "x", "nums": [1, 2], "target": 3}\n')
+    with pytest.raises(DataFileError, match="is this a traces file"):
+        export_sft(bad, tmp_path / "o.jsonl", SftOptions())
