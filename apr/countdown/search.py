@@ -22,25 +22,26 @@ from apr import grammar as g
 from apr.countdown.rules import combine
 from apr.threads import Thread
 
-_FACTOR_DISTANCE: dict[int, dict[int, int]] = {}
+_DISTANCE_TABLES: dict[int, list[int]] = {}
+
+
+def _distance_table(target: int) -> list[int]:
+    """Distance from each of 0..target to the nearest factor of ``target`` in 2..target."""
+    table = _DISTANCE_TABLES.get(target)
+    if table is None:
+        factors = [f for f in range(2, target + 1) if target % f == 0] or [target]
+        table = _DISTANCE_TABLES[target] = [min(abs(n - f) for f in factors) for n in range(target + 1)]
+    return table
 
 
 def mult_heuristic(nums: list[int], target: int) -> int:
     """Sum over numbers of the distance to the nearest factor of the target (2..target).
 
     This is the formula the reference generators actually use (the paper prints another one).
-    Lower is better.
+    Lower is better. Above the target the nearest factor is the target itself.
     """
-    cache = _FACTOR_DISTANCE.get(target)
-    if cache is None:
-        cache = _FACTOR_DISTANCE[target] = {}
-    total = 0
-    for n in nums:
-        d = cache.get(n)
-        if d is None:
-            d = cache[n] = min(abs(n - f) for f in range(2, target + 1) if target % f == 0)
-        total += d
-    return total
+    table = _distance_table(target)
+    return sum(table[n] if n <= target else n - target for n in nums)
 
 
 class Node:
@@ -55,20 +56,26 @@ class Node:
 
 
 def _expand(node: Node, target: int, beam: int, rng: random.Random) -> list[Node]:
-    """All successors, pruned to the ``beam`` best (stable on ties), then shuffled."""
+    """All successors, pruned to the ``beam`` best (stable on ties), then shuffled.
+
+    Scores every successor first and builds nodes only for the survivors: most are pruned.
+    """
     nums = node.nums
     n = len(nums)
-    out: list[Node] = []
+    table = _distance_table(target)
+    scored = []
     for i in range(n):
         for j in range(i + 1, n):
             rest = [nums[k] for k in range(n) if k != i and k != j]
+            base = sum(table[x] if x <= target else x - target for x in rest)
             for op in combine(nums[i], nums[j]):
-                new = rest + [op.result]
-                out.append(Node(new, node.ops + [str(op)], mult_heuristic(new, target), node, None))
-    out.sort(key=_by_h)
-    del out[beam:]
-    rng.shuffle(out)
-    return out
+                r = op.result
+                scored.append((base + (table[r] if r <= target else r - target), len(scored), rest, op))
+    scored.sort()  # (score, generation order): a stable sort by score
+    kids = [Node(rest + [op.result], node.ops + [f"{op.left}{op.op}{op.right}={op.result}"], h, node, None)
+            for h, _, rest, op in scored[:beam]]
+    rng.shuffle(kids)
+    return kids
 
 
 def _by_h(node: Node) -> int:
