@@ -14,9 +14,10 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that `apr --help` stays fast and each stage owns its own module.
-    from apr.cli import data
+    from apr.cli import data, train
 
     app.add_typer(data.app, name="data")
+    app.add_typer(train.app, name="train")
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""Build fresh models from presets and load Hugging Face checkpoints, checking the tokenizer fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, LlamaForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
+
+from apr.models.presets import ModelConfigError, model_config
+
+
+def build_model(preset: str, tokenizer: PreTrainedTokenizerBase, context_length: int | None = None,
+                seed: int = 0) -> LlamaForCausalLM:
+    """A randomly initialised model (the paper trains from scratch); ``seed`` fixes the init."""
+    config = model_config(preset, tokenizer, context_length)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    # Saved as generation_config.json, so generate() and serving engines know the stop and pad ids.
+    model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
+                                               pad_token_id=config.pad_token_id,
+                                               max_length=config.max_position_embeddings)
+    return model
+
+
+def check_tokenizer(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase, where: str = "the model") -> None:
+    """Refuse a tokenizer whose vocabulary or special ids differ from the model's.
+
+    A mismatch does not crash: it silently trains or decodes garbage, so it is checked up front.
+    """
+    problems = []
+    if config.vocab_size != len(tokenizer):
+        problems.append(f"vocabulary size {config.vocab_size} (model) vs {len(tokenizer)} (tokenizer)")
+    for name in ("bos", "eos", "pad"):
+        want, have = getattr(config, f"{name}_token_id", None), getattr(tokenizer, f"{name}_token_id")
+        if want is not None and want != have:
+            problems.append(f"{name} id {want} (model) vs {have} (tokenizer)")
+    if problems:
+        raise ModelConfigError(f"tokenizer does not match {where}: " + "; ".join(problems))
+
+
+def load_model(path: str | Path, tokenizer: PreTrainedTokenizerBase | None = None,
+               dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
+    """Load a checkpoint directory; with ``tokenizer``, first check that it matches the checkpoint."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ModelConfigError(f"{path} is not a model checkpoint (no config.json)")
+    if tokenizer is not None:  # before reading the weights, which can take a while
+        check_tokenizer(AutoConfig.from_pretrained(path), tokenizer, where=f"checkpoint {path}")
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)

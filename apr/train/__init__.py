@@ -1,0 +1,1 @@
+"""Supervised training: batching, checkpoints and the SFT loop (``train_sft``)."""

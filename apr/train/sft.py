@@ -1,0 +1,354 @@
+"""Supervised fine-tuning from scratch on thread-level SFT data (paper §4, spec §5.2).
+
+The loop is written out rather than using ``transformers.Trainer``: batches have a variable number
+of rows (a token budget, see ``batching``), the learning rate follows a step-or-time progress
+(``--max-minutes``), and resume must replay the exact data order from the step number alone. Those
+three fight the Trainer's fixed-batch sampler and callbacks; the loop itself is ~100 lines.
+``accelerate`` does what it is good at: process groups, device placement, DDP, bf16 autocast.
+
+Loss normalisation: every step divides the summed token loss by the number of loss-carrying tokens
+of the whole step (all micro-batches on all ranks), so a step is the same computation whether it is
+split over ranks or over accumulation micro-batches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from apr.models import build_model, check_tokenizer, get_preset, load_model
+from apr.train import checkpoint as ckpt
+from apr.train.batching import IGNORE, Batch, LossOn, collate, iterate_steps, plan_epoch
+from apr.train.data import LongPolicy, SFTDataError, apply_length_policy, load_rows, split_validation, tokenize_rows
+
+
+@dataclass
+class SFTConfig:
+    """One SFT run. Defaults suit the ``cpu`` preset; the paper's values are in docs/training.md."""
+
+    data: list[str]  # JSONL/Parquet files or directories, rows with "prompt" and "completion"
+    out: str  # run directory: checkpoints, final/, metrics.jsonl
+    val_data: list[str] = field(default_factory=list)
+    val_fraction: float = 0.01  # held out from ``data`` (by problem_id) when ``val_data`` is empty; 0 = no eval
+    preset: str = "cpu"
+    init_from: str | None = None  # start from this HF checkpoint instead of a fresh preset model
+    tokenizer: str | None = None  # None = the bundled tokenizer
+    context_length: int | None = None  # None = the preset's (or init_from's) max positions
+    loss_on: LossOn = "all"  # "all" tokens (paper) or "completion" only
+    long_policy: LongPolicy = "error"  # sequences over the context: "error", "truncate" or "drop"
+    tokens_per_batch: int = 16384  # padded tokens per micro-batch on one process
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None
+    max_minutes: float | None = None  # wall-clock budget; the cosine decays over whichever ends first
+    precision: Literal["bf16", "fp32"] = "bf16"
+    eval_every: int = 200
+    eval_tokens: int = 200_000  # cap on validation tokens per evaluation
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    resume: bool = False  # continue from the newest checkpoint in ``out`` if there is one
+    progress: bool = True
+
+
+# Settings that shape the trajectory: a resumed run must use the same ones to reach the same weights.
+_RESUME_FIXED = ("data", "val_data", "val_fraction", "preset", "init_from", "context_length", "loss_on",
+                 "long_policy", "tokens_per_batch", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
+                 "weight_decay", "betas", "max_grad_norm", "max_steps", "max_minutes", "precision", "seed")
+
+
+def _check_config(c: SFTConfig) -> None:
+    get_preset(c.preset)
+    if c.max_steps is None and c.max_minutes is None:
+        raise SFTDataError("give a budget: --max-steps and/or --max-minutes")
+    positive = {"tokens_per_batch": c.tokens_per_batch, "grad_accum": c.grad_accum, "lr": c.lr,
+                "eval_every": c.eval_every, "save_every": c.save_every, "keep_checkpoints": c.keep_checkpoints,
+                "log_every": c.log_every, "max_steps": c.max_steps or 1, "max_minutes": c.max_minutes or 1}
+    bad = [k for k, v in positive.items() if v <= 0]
+    if bad:
+        raise SFTDataError(f"must be positive: {', '.join(bad)}")
+    if c.loss_on not in ("all", "completion"):
+        raise SFTDataError(f"loss_on must be 'all' or 'completion', got {c.loss_on!r}")
+    if c.precision not in ("bf16", "fp32"):
+        raise SFTDataError(f"precision must be 'bf16' or 'fp32', got {c.precision!r}")
+    if not 0 <= c.val_fraction < 1:
+        raise SFTDataError(f"val_fraction must be in [0, 1), got {c.val_fraction}")
+
+
+def _absolute(paths: list[str]) -> list[str]:
+    return [str(Path(p).resolve()) for p in paths]
+
+
+def lr_at(c: SFTConfig, step: int, progress: float) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine from ``lr`` to ``lr * min_lr_ratio`` as progress goes 0 -> 1.
+
+    ``progress`` is the larger of step/max_steps and elapsed/max_minutes, so a time-budgeted run
+    still ends fully decayed.
+    """
+    if step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@dataclass
+class _Data:
+    train: Any  # datasets.Dataset with input_ids, n_prompt, length
+    val: Any | None
+    report: list[str]
+
+
+def _prepare_data(c: SFTConfig, tokenizer: PreTrainedTokenizerBase, max_tokens: int, accelerator: Accelerator) -> _Data:
+    report = []
+    with accelerator.main_process_first():  # rank 0 fills the datasets cache, the others reuse it
+        train = tokenize_rows(load_rows(c.data), tokenizer)
+        val = tokenize_rows(load_rows(c.val_data), tokenizer) if c.val_data else None
+    if val is None and c.val_fraction > 0:
+        train, val = split_validation(train, c.val_fraction, c.seed)
+    for name, ds in (("train", train), ("val", val)):
+        if ds is None:
+            continue
+        ds, line = apply_length_policy(ds, max_tokens, c.long_policy)
+        if line:
+            report.append(f"{name}: {line}")
+        if name == "train":
+            train = ds
+        else:
+            val = ds
+    longest = max(train["length"])
+    if longest > c.tokens_per_batch:
+        raise SFTDataError(f"--tokens-per-batch {c.tokens_per_batch} is smaller than the longest sequence "
+                           f"({longest} tokens); raise it to at least {longest}")
+    keep = ["input_ids", "n_prompt", "length"]
+    return _Data(train.select_columns(keep), val.select_columns(keep) if val is not None else None, report)
+
+
+def _loss_sum(model: torch.nn.Module, batch: Batch, device: torch.device) -> torch.Tensor:
+    logits = model(input_ids=batch.inputs.to(device), use_cache=False).logits
+    return F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.to(device).flatten(),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+def _fetch(ds: Any, idx: list[int], pad_id: int, loss_on: LossOn) -> Batch:
+    rows = ds[idx]
+    return collate(rows["input_ids"], rows["n_prompt"], pad_id, loss_on)
+
+
+@torch.no_grad()
+def evaluate(model: PreTrainedModel, val: Any, c: SFTConfig, pad_id: int, accelerator: Accelerator) -> float:
+    """Mean per-token loss over up to ``eval_tokens`` validation tokens (the same ones every time)."""
+    lengths, plan, total = val["length"], [], 0
+    for b in plan_epoch(lengths, c.tokens_per_batch, c.seed, epoch=0):
+        if total >= c.eval_tokens:
+            break
+        plan.append(b)
+        total += sum(lengths[i] for i in b)
+    model.eval()
+    sums = torch.zeros(2, device=accelerator.device)
+    with accelerator.autocast():
+        for idx in plan[accelerator.process_index::accelerator.num_processes]:
+            batch = _fetch(val, idx, pad_id, c.loss_on)
+            sums += torch.stack([_loss_sum(model, batch, accelerator.device).detach(),
+                                 torch.tensor(float(batch.n_targets), device=accelerator.device)])
+    model.train()
+    sums = accelerator.reduce(sums, "sum")
+    return (sums[0] / sums[1].clamp(min=1)).item()
+
+
+class _Metrics:
+    """Append-only JSONL log; on resume, records past the checkpoint's step are dropped first."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int) -> None:
+        self.path, self.enabled = path, enabled
+        if enabled and path.exists():
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, **record: Any) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _resume_point(c: SFTConfig, out: Path, world_size: int) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest checkpoint to resume from and its state, after checking the run's settings agree."""
+    existing = ckpt.training_checkpoints(out)
+    if not c.resume:
+        if existing or (out / ckpt.FINAL).exists():
+            raise SFTDataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        return None, None
+    if not existing:
+        return None, None
+    path = existing[-1][1]
+    state = ckpt.load_state(path)
+    saved, now = state["config"], _run_settings(c, world_size)
+    diff = [k for k in now if saved.get(k) != now[k]]
+    if diff:
+        changes = "; ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+        raise SFTDataError(f"cannot resume {path}: settings differ from the interrupted run ({changes})")
+    return path, state
+
+
+def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The model's context; for an existing checkpoint, also check that the tokenizer fits it."""
+    if init is None:
+        return c.context_length or get_preset(c.preset).context_length
+    if not (init / "config.json").is_file():
+        raise SFTDataError(f"{init} is not a model checkpoint (no config.json)")
+    config = AutoConfig.from_pretrained(init)
+    check_tokenizer(config, tokenizer, where=f"checkpoint {init}")
+    if c.context_length and c.context_length != config.max_position_embeddings:
+        raise SFTDataError(f"--context-length {c.context_length} differs from {init}'s {config.max_position_embeddings}")
+    return config.max_position_embeddings
+
+
+def _run_settings(c: SFTConfig, world_size: int) -> dict[str, Any]:
+    d = {k: getattr(c, k) for k in _RESUME_FIXED}
+    d.update(data=_absolute(c.data), val_data=_absolute(c.val_data), betas=list(c.betas), world_size=world_size)
+    if c.init_from:
+        d["init_from"] = str(Path(c.init_from).resolve())
+    return d
+
+
+def _load_tokenizer(path: str | None) -> PreTrainedTokenizerBase:
+    from apr.tokenizer import load_tokenizer
+
+    try:
+        return load_tokenizer(path)
+    except (OSError, ValueError) as e:
+        raise SFTDataError(f"could not load tokenizer {path}: {e}") from None
+
+
+def train_sft(config: SFTConfig, on_step: Callable[[int], None] | None = None) -> Path:
+    """Train until the step or time budget runs out; return the ``final`` checkpoint directory.
+
+    ``on_step(step)`` runs after every optimizer step (and its checkpoint, if any). All input is
+    checked (preset, tokenizer vs checkpoint, data files, lengths) before the model is built.
+    """
+    c = config
+    _check_config(c)
+    accelerator = Accelerator(mixed_precision="bf16" if c.precision == "bf16" else "no")
+    out, main = Path(c.out), accelerator.is_main_process
+    if c.resume and (out / ckpt.FINAL).exists():
+        accelerator.print(f"{out / ckpt.FINAL} exists: the run already finished")
+        return out / ckpt.FINAL
+    tokenizer = _load_tokenizer(c.tokenizer)
+    resume_path, state = _resume_point(c, out, accelerator.num_processes)
+    init = resume_path or (Path(c.init_from) if c.init_from else None)
+    n_ctx = _context_length(c, init, tokenizer)
+    # A sequence of n tokens feeds n - 1 inputs, so it fits a context of n - 1 positions (as in the paper).
+    data = _prepare_data(c, tokenizer, n_ctx + 1, accelerator)
+    for line in data.report:
+        accelerator.print(line)
+
+    model = load_model(init) if init else build_model(c.preset, tokenizer, c.context_length, seed=c.seed)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]  # no weight decay on norm gains
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=c.betas)
+    step, elapsed, tokens_seen = 0, 0.0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, tokens_seen = state["step"], state["elapsed"], state["tokens"]
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        accelerator.print(f"resuming {resume_path} at step {step}")
+    else:
+        torch.manual_seed(c.seed)
+        random.seed(c.seed)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    metrics = _Metrics(out / "metrics.jsonl", main, step)
+    pad_id = tokenizer.pad_token_id
+    settings = _run_settings(c, accelerator.num_processes)
+    budget_s = c.max_minutes * 60 if c.max_minutes else math.inf
+
+    def save(path: Path, with_state: bool) -> None:
+        accelerator.wait_for_everyone()
+        if main:
+            meta = {"step": step, "tokens": tokens_seen, "elapsed_s": round(elapsed, 1), "config": asdict(c)}
+            train_state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "tokens": tokens_seen,
+                           "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
+                           "config": settings} if with_state else None
+            ckpt.save_checkpoint(path, accelerator.unwrap_model(model), tokenizer, meta, train_state)
+            ckpt.prune_checkpoints(out, c.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    def done() -> bool:
+        return (c.max_steps is not None and step >= c.max_steps) or elapsed >= budget_s
+
+    steps = iterate_steps(data.train["length"], c.tokens_per_batch, c.seed, world_size=accelerator.num_processes,
+                          rank=accelerator.process_index, grad_accum=c.grad_accum, start_step=step)
+    bar = tqdm(total=c.max_steps, initial=step, disable=not (main and c.progress), unit="step", dynamic_ncols=True)
+    run_start, elapsed_before = time.perf_counter(), elapsed
+    window_t, window_tokens = run_start, 0
+    model.train()
+    while not done():
+        epoch, micro = next(steps)
+        batches = [_fetch(data.train, idx, pad_id, c.loss_on) for idx in micro]
+        n_targets = accelerator.reduce(torch.tensor(float(sum(b.n_targets for b in batches)),
+                                                    device=accelerator.device), "sum").clamp(min=1)
+        progress = max(step / c.max_steps if c.max_steps else 0.0, elapsed / budget_s)
+        lr = lr_at(c, step, progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=accelerator.device)
+        for i, batch in enumerate(batches):
+            sync = nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model)
+            with sync:
+                part = _loss_sum(model, batch, accelerator.device)
+                # DDP averages gradients over ranks, so scale back up to a sum over the whole step.
+                accelerator.backward(part * accelerator.num_processes / n_targets)
+            loss_sum += part.detach()
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), c.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        # One reduction gives the step's loss, its token count, and rank 0's clock (the only one that counts).
+        clock = elapsed_before + time.perf_counter() - run_start if main else 0.0
+        totals = accelerator.reduce(torch.stack([loss_sum, torch.tensor(float(sum(b.n_tokens for b in batches)),
+                                                 device=accelerator.device), torch.tensor(clock, device=accelerator.device)]), "sum")
+        step, elapsed = step + 1, totals[2].item()
+        tokens_seen += int(totals[1].item())
+        window_tokens += int(totals[1].item())
+        bar.update(1)
+        if step % c.log_every == 0 or done():
+            now = time.perf_counter()
+            tps = window_tokens / (now - window_t)
+            loss = (totals[0] / n_targets).item()
+            metrics.write(step=step, epoch=epoch, loss=round(loss, 5), lr=lr, grad_norm=round(float(grad_norm), 4),
+                          tokens=tokens_seen, tokens_per_s=round(tps, 1), elapsed_s=round(elapsed, 1))
+            eta = min(((c.max_steps or math.inf) - step) * elapsed / max(step, 1), budget_s - elapsed)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}",
+                            eta=time.strftime("%H:%M:%S", time.gmtime(max(eta, 0))), refresh=False)
+            window_t, window_tokens = now, 0
+        if data.val is not None and (step % c.eval_every == 0 or done()):
+            val_loss = evaluate(accelerator.unwrap_model(model), data.val, c, pad_id, accelerator)
+            metrics.write(step=step, val_loss=round(val_loss, 5), elapsed_s=round(elapsed, 1))
+            if main and c.progress:
+                bar.write(f"step {step}: val loss {val_loss:.4f}")
+        if step % c.save_every == 0 and not done():
+            save(ckpt.checkpoint_dir(out, step), with_state=True)
+        if on_step is not None:
+            on_step(step)
+    bar.close()
+    save(out / ckpt.FINAL, with_state=False)
+    accelerator.end_training()
+    return out / ckpt.FINAL
