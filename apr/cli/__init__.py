@@ -14,10 +14,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that `apr --help` stays fast and each stage owns its own module.
-    from apr.cli import data, train
+    from apr.cli import ask, data, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
+    app.command("ask")(ask.ask)
 
 
 def main() -> None:

@@ -1,0 +1,113 @@
+"""``apr ask``: adaptive parallel reasoning with any OpenAI-compatible chat model, no training."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from apr.prompted.answers import extractor
+from apr.prompted.client import ChatClient, ClientConfig, PromptedError
+from apr.prompted.evaluate import compare, load_items, run_eval
+from apr.prompted.orchestrator import AskConfig, Mode, ask as ask_once
+from apr.prompted.render import eval_table, result_table, tree_view
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def ask(
+    question: Optional[str] = typer.Argument(None, help="The task to solve. Leave out with --eval."),
+    eval_file: Optional[Path] = typer.Option(
+        None, "--eval", help="JSONL file, one {\"question\": ..., \"answer\": ...} per line (answer optional): "
+        "run every question sequentially and in --mode, and compare."),
+    mode: Mode = typer.Option(Mode.parallel, help="parallel: plan, fork, join. sequential: one call. "
+                              "vote: self-consistency over --votes samples."),
+    model: Optional[str] = typer.Option(None, envvar="APR_MODEL",
+                                        help="Model name; default: the server's only model."),
+    base_url: Optional[str] = typer.Option(None, envvar="OPENAI_BASE_URL",
+                                           help="OpenAI-compatible API root, e.g. http://localhost:8000/v1."),
+    api_key: str = typer.Option("EMPTY", envvar="OPENAI_API_KEY", show_default=False,
+                                help="API key (local servers accept any)."),
+    max_threads: int = typer.Option(4, min=1, help="Model calls in flight at once."),
+    max_subtasks: int = typer.Option(6, min=2, help="Widest plan accepted."),
+    max_depth: int = typer.Option(1, min=1, help="Planning levels (2: subtasks may split again)."),
+    votes: int = typer.Option(5, min=2, help="Samples in vote mode."),
+    verify: bool = typer.Option(False, help="Check each subtask result with one more call before merging."),
+    extract: str = typer.Option("answer", help="Answer format: answer (a final 'Answer: ...' line), boxed, "
+                                "last-line, or re:<regex>."),
+    max_tokens: int = typer.Option(2048, min=1, help="Completion tokens per call."),
+    temperature: Optional[float] = typer.Option(None, min=0.0, help="Sampling temperature; default: the server's."),
+    token_budget: Optional[int] = typer.Option(None, min=1, help="Total tokens for the attempt; past it, "
+                                               "fall back to one sequential answer."),
+    time_budget: Optional[float] = typer.Option(None, min=0.1, help="Seconds for the attempt; likewise."),
+    timeout: float = typer.Option(120.0, min=0.1, help="Seconds per call, retries included."),
+    retries: int = typer.Option(2, min=0, help="Retries of calls the server never started (unreachable, "
+                                "429, 502, 503)."),
+    baseline: bool = typer.Option(False, help="Also run the sequential baseline and report the speedup."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the run (tree included) as JSON here."),
+) -> None:
+    """Solve QUESTION by planning, forking into concurrent subtasks and joining their results."""
+    if (question is None) == (eval_file is None):
+        raise typer.BadParameter("give either a QUESTION or --eval FILE")
+    try:
+        extractor(extract)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--extract") from None
+    config = AskConfig(mode=mode, max_threads=max_threads, max_subtasks=max_subtasks, max_depth=max_depth,
+                       votes=votes, verify=verify, extract=extract, max_tokens=max_tokens,
+                       temperature=temperature, token_budget=token_budget, time_budget=time_budget)
+    client_config = ClientConfig(model=model or "", base_url=base_url, api_key=api_key, timeout=timeout,
+                                 retries=retries)
+    try:
+        if eval_file is not None:
+            items = load_items(eval_file)
+            out = asyncio.run(_evaluate(items, client_config, config))
+            console.print(eval_table(out))
+            console.print_json(data={k: v for k, v in out.items() if k != "records"})
+        else:
+            out = asyncio.run(_ask(question or "", client_config, config, baseline))
+        if json_path is not None:
+            json_path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            console.print(f"wrote {escape(str(json_path))}")
+    except (PromptedError, OSError) as e:
+        errors.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(1) from None
+
+
+async def _ask(question: str, client_config: ClientConfig, config: AskConfig, baseline: bool) -> dict[str, Any]:
+    async with ChatClient(client_config) as client:
+        model = await client.resolve_model()
+        if baseline:
+            base, result = await compare(question, client, config)
+        else:
+            base, result = None, await ask_once(question, client, config)
+    console.print(tree_view(result.tree))
+    console.print(Panel(escape(result.text), title="answer: " + escape(result.answer or "(none found)")))
+    console.print(result_table(result, base))
+    out = {"question": question, "model": model, "mode": config.mode.value, **result.to_dict()}
+    if base is not None:
+        out["baseline"] = base.to_dict()
+    return out
+
+
+async def _evaluate(items: list, client_config: ClientConfig, config: AskConfig) -> dict[str, Any]:
+    async with ChatClient(client_config) as client:
+        await client.resolve_model()
+
+        def progress(i: int, record: dict[str, Any]) -> None:
+            cells = [f"{arm} {record[arm]['seconds']:.2f} s {_mark(record[arm]['correct'])}"
+                     for arm in ("sequential", config.mode.value)]
+            console.print(f"[{i + 1}/{len(items)}] " + " | ".join(cells))
+
+        return await run_eval(items, client, config, progress)
+
+
+def _mark(correct: bool | None) -> str:
+    return {True: "[green]right[/]", False: "[red]wrong[/]", None: ""}[correct]

@@ -1,0 +1,45 @@
+"""One scripted chat server on loopback for the whole directory; each test writes its own script."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Iterator
+
+import pytest
+from scripted_server import MODEL, Running, ScriptedServer
+
+from apr.prompted.client import ChatClient, ClientConfig
+from apr.prompted.orchestrator import AskConfig, Result, ask
+
+
+@pytest.fixture(scope="session")
+def running() -> Iterator[Running]:
+    with Running(ScriptedServer()) as r:
+        yield r
+
+
+@pytest.fixture
+def server(running: Running) -> Iterator[ScriptedServer]:
+    running.scripted.script()
+    yield running.scripted
+    running.scripted.script()
+
+
+@pytest.fixture
+def url(running: Running) -> str:
+    return running.url
+
+
+@pytest.fixture
+def solve(url: str) -> Callable[..., Result]:
+    """``solve(task, timeout=..., retries=..., **AskConfig fields)`` against the scripted server."""
+
+    def run(task: str, *, timeout: float = 5.0, retries: int = 0, **config: Any) -> Result:
+        async def go() -> Result:
+            client_config = ClientConfig(model=MODEL, base_url=url, timeout=timeout, retries=retries)
+            async with ChatClient(client_config) as client:
+                return await ask(task, client, AskConfig(**config))
+
+        return asyncio.run(go())
+
+    return run
