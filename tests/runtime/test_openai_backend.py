@@ -1,0 +1,74 @@
+"""The OpenAI-compatible backend against a loopback server that behaves like vLLM / SGLang."""
+
+import asyncio
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from apr.runtime.backend import SamplingParams
+from apr.runtime.openai_backend import OpenAIBackend
+from tests.loopback import Loopback
+
+SPAWN_END = "<End Calling Sub Searches>"
+
+
+def fake_server(trim_stop: bool, seen: list) -> FastAPI:
+    """Answers from the prompt: '...spawn' stops at a spawn block, '...long' runs out of tokens."""
+    app = FastAPI()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        seen.append(body)
+        prompt = body["prompt"]
+        if "boom" in prompt:
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+        if prompt.endswith("spawn"):
+            text, reason, stop_reason = "\n<Calling Sub Searches>\n" + SPAWN_END, "stop", SPAWN_END
+            if trim_stop:
+                text = text[: -len(SPAWN_END)]
+        elif prompt.endswith("long"):
+            text, reason, stop_reason = "x" * body["max_tokens"], "length", None
+        else:
+            text, reason, stop_reason = "\n27,27 equal: Goal Reached\n", "stop", None  # EOS
+        choice = {"index": 0, "text": text, "finish_reason": reason, "stop_reason": stop_reason,
+                  "logprobs": {"token_logprobs": [-0.5] * 3, "tokens": ["a", "b", "c"], "text_offset": [0, 1, 2],
+                               "top_logprobs": None} if body.get("logprobs") else None}
+        return {"id": "c", "object": "text_completion", "created": 0, "model": body["model"], "choices": [choice],
+                "usage": {"prompt_tokens": len(prompt), "completion_tokens": len(text), "total_tokens": 0,
+                          "prompt_tokens_details": {"cached_tokens": 7}}}
+
+    return app
+
+
+@pytest.mark.parametrize("trim_stop", [False, True])
+def test_stop_strings_are_kept_and_finish_reasons_mapped(trim_stop):
+    seen: list = []
+    with Loopback(fake_server(trim_stop, seen)) as server:
+        backend = OpenAIBackend(server.url, "apr", count_tokens=len, context_length=200, max_retries=0)
+
+        async def run():
+            params = SamplingParams(max_tokens=50, stop=(SPAWN_END,), logprobs=True)
+            spawn = await backend.generate("t0", "Moving to Node #0 spawn", params)
+            done = await backend.generate("t0", "Moving to Node #0 then", params)
+            cut = await backend.generate("t1", "p" * 180 + "long", params)
+            capped = await backend.generate("t1", "short long", SamplingParams(max_tokens=5))
+            err = await backend.generate("t2", "boom", params)
+            full = await backend.generate("t3", "q" * 250, params)
+            await backend.aclose()
+            return spawn, done, cut, capped, err, full
+
+        spawn, done, cut, capped, err, full = asyncio.run(run())
+    assert spawn.text.endswith(SPAWN_END) and spawn.finish_reason == "stop"
+    assert done.finish_reason == "eos" and spawn.cached_tokens == 7 and spawn.logprobs == [-0.5] * 3
+    assert cut.finish_reason == "context" and len(cut.text) == 200 - 184  # capped by the window
+    assert capped.finish_reason == "length"
+    assert err.finish_reason == "error" and "overloaded" in err.extra["error"]
+    assert full.finish_reason == "context" and len(seen) == 5  # never sent: no room left
+    assert seen[0]["include_stop_str_in_output"] is True and seen[0]["stop"] == [SPAWN_END]
+
+
+def test_rejects_a_base_url_without_scheme():
+    with pytest.raises(ValueError, match="http"):
+        OpenAIBackend("localhost:8000/v1", "m", len, 100)
