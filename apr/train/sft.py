@@ -4,7 +4,7 @@ The loop is written out rather than using ``transformers.Trainer``: batches have
 of rows (a token budget, see ``batching``), the learning rate follows a step-or-time progress
 (``--max-minutes``), and resume must replay the exact data order from the step number alone. Those
 three fight the Trainer's fixed-batch sampler and callbacks; the loop itself is ~100 lines.
-``accelerate`` does what it is good at: process groups, device placement, DDP, bf16 autocast.
+``accelerate`` does what it is good at: process groups, device placement, DDP wrapping, reductions.
 
 Loss normalisation: every step divides the summed token loss by the number of loss-carrying tokens
 of the whole step (all micro-batches on all ranks), so a step is the same computation whether it is
@@ -18,6 +18,7 @@ import math
 import random
 import time
 from contextlib import nullcontext
+from functools import partial
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -162,11 +163,10 @@ def evaluate(model: PreTrainedModel, val: Any, c: SFTConfig, pad_id: int, accele
         total += sum(lengths[i] for i in b)
     model.eval()
     sums = torch.zeros(2, device=accelerator.device)
-    with accelerator.autocast():
-        for idx in plan[accelerator.process_index::accelerator.num_processes]:
-            batch = _fetch(val, idx, pad_id, c.loss_on)
-            sums += torch.stack([_loss_sum(model, batch, accelerator.device).detach(),
-                                 torch.tensor(float(batch.n_targets), device=accelerator.device)])
+    for idx in plan[accelerator.process_index::accelerator.num_processes]:
+        batch = _fetch(val, idx, pad_id, c.loss_on)
+        sums += torch.stack([_loss_sum(model, batch, accelerator.device).detach(),
+                             torch.tensor(float(batch.n_targets), device=accelerator.device)])
     model.train()
     sums = accelerator.reduce(sums, "sum")
     return (sums[0] / sums[1].clamp(min=1)).item()
@@ -236,15 +236,19 @@ def _load_tokenizer(path: str | None) -> PreTrainedTokenizerBase:
         raise SFTDataError(f"could not load tokenizer {path}: {e}") from None
 
 
-def train_sft(config: SFTConfig, on_step: Callable[[int], None] | None = None) -> Path:
+def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None] | None = None) -> Path:
     """Train until the step or time budget runs out; return the ``final`` checkpoint directory.
 
-    ``on_step(step)`` runs after every optimizer step (and its checkpoint, if any). All input is
+    ``on_step(step, model)`` runs on every rank after each optimizer step (and its checkpoint, if
+    any) with the unwrapped model: a hook for custom evaluation, or for tests to stop a run. All input is
     checked (preset, tokenizer vs checkpoint, data files, lengths) before the model is built.
     """
     c = config
     _check_config(c)
-    accelerator = Accelerator(mixed_precision="bf16" if c.precision == "bf16" else "no")
+    # cpu=True without CUDA: otherwise accelerate ignores torchrun's env on a CPU box and trains each rank alone.
+    # Autocast is ours, not accelerate's mixed_precision: that one is process-global and fixed at first use.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    autocast = partial(torch.autocast, accelerator.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
     out, main = Path(c.out), accelerator.is_main_process
     if c.resume and (out / ckpt.FINAL).exists():
         accelerator.print(f"{out / ckpt.FINAL} exists: the run already finished")
@@ -314,7 +318,8 @@ def train_sft(config: SFTConfig, on_step: Callable[[int], None] | None = None) -
         for i, batch in enumerate(batches):
             sync = nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model)
             with sync:
-                part = _loss_sum(model, batch, accelerator.device)
+                with autocast():
+                    part = _loss_sum(model, batch, accelerator.device)
                 # DDP averages gradients over ranks, so scale back up to a sum over the whole step.
                 accelerator.backward(part * accelerator.num_processes / n_targets)
             loss_sum += part.detach()
@@ -340,14 +345,15 @@ def train_sft(config: SFTConfig, on_step: Callable[[int], None] | None = None) -
                             eta=time.strftime("%H:%M:%S", time.gmtime(max(eta, 0))), refresh=False)
             window_t, window_tokens = now, 0
         if data.val is not None and (step % c.eval_every == 0 or done()):
-            val_loss = evaluate(accelerator.unwrap_model(model), data.val, c, pad_id, accelerator)
+            with autocast():
+                val_loss = evaluate(accelerator.unwrap_model(model), data.val, c, pad_id, accelerator)
             metrics.write(step=step, val_loss=round(val_loss, 5), elapsed_s=round(elapsed, 1))
             if main and c.progress:
                 bar.write(f"step {step}: val loss {val_loss:.4f}")
         if step % c.save_every == 0 and not done():
             save(ckpt.checkpoint_dir(out, step), with_state=True)
         if on_step is not None:
-            on_step(step)
+            on_step(step, accelerator.unwrap_model(model))
     bar.close()
     save(out / ckpt.FINAL, with_state=False)
     accelerator.end_training()
