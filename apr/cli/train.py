@@ -6,6 +6,7 @@ Runs the same under ``torchrun`` / ``accelerate launch`` (DDP), e.g.
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, List, Optional
@@ -79,7 +80,8 @@ def sft(
         log_every=log_every, seed=seed, resume=resume, progress=progress,
     )
     path = train_sft(config)
-    typer.echo(f"final checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":  # one line per run, not per process
+        typer.echo(f"final checkpoint: {path}")
 
 
 if __name__ == "__main__":  # torchrun / accelerate launch: `-m apr.cli.train sft ...`
