@@ -77,7 +77,7 @@ def ask(
             json_path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             console.print(f"wrote {escape(str(json_path))}")
     except (PromptedError, OSError) as e:
-        errors.print(f"[red]error:[/] {escape(str(e))}")
+        errors.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -68,10 +68,10 @@ def parse_plan(text: str, max_subtasks: int) -> Plan:
     """The plan in a planner reply, or ``PlanError`` with a one-line reason."""
     body = _THINK.sub("", text)
     start, end = body.find("["), body.rfind("]")
-    if start < 0 or end < start:
+    if start < 0:
         raise PlanError("no JSON list found in the reply")
-    try:
-        data = json.loads(body[start : end + 1])
+    try:  # an unclosed list (a reply cut off at max_tokens) gets the decoder's own message
+        data = json.loads(body[start : end + 1] if end > start else body[start:])
     except json.JSONDecodeError as e:
         raise PlanError(f"not valid JSON: {e.msg} at character {e.pos}") from None
     try:

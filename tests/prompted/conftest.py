@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -28,6 +29,14 @@ def server(running: Running) -> Iterator[ScriptedServer]:
 @pytest.fixture
 def url(running: Running) -> str:
     return running.url
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """An API root on a loopback port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
 
 
 @pytest.fixture
