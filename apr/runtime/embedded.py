@@ -1,0 +1,173 @@
+"""The in-process Backend: sessions on top of the engine, batched by one driver loop.
+
+Each session (one per thread) maps to an engine sequence that keeps its KV cache between calls.
+A call tokenizes the whole prompt, keeps the longest common token prefix with what the session
+(or ``fork_from``) already holds, crops the rest and prefills only the new tokens. Matching on the
+prompt's own tokenization rather than on decoded text makes a reused cache hold exactly what a
+fresh prefill of the same text would hold, so a KV-reuse join and a re-prefill see the same tokens;
+where a model wrote a non-canonical tokenization of its text, the match simply ends there.
+
+All concurrent ``generate`` calls of an event loop join one engine batch: the first call starts a
+driver task that steps the engine while any call is pending, yielding to the loop between steps so
+that threads woken by a finished call (a parent after its children, children after a spawn) add
+their next call before the following step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import torch
+from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
+
+from apr.runtime.backend import Generation, SamplingParams
+from apr.runtime.engine import Engine, Sequence
+
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+_PROBE = "Moving to Node #0,1\nCurrent State: 27:[22, 31, 27], Operations: ['53-26=27']\n<Calling Sub Searches>\n"
+
+
+class TokenCodec:
+    """Text to prompt ids and token ids back to text, the same way for every backend."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        self.tokenizer = tokenizer
+        self.eos_token_id: int = tokenizer.eos_token_id
+        special = set(tokenizer.all_special_ids)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.token_bytes: list[bytes] = [
+            b"" if i in special else
+            bytes([int(m.group(1), 16)]) if (m := _BYTE_TOKEN.fullmatch(piece or "")) else
+            tokenizer.decode([i]).encode("utf-8")
+            for i, piece in enumerate(pieces)
+        ]
+        if self.decode(self.encode(_PROBE, bos=False)) != _PROBE:
+            raise ValueError("this tokenizer's tokens do not decode one by one; the runtime needs that for stop strings")
+
+    def encode(self, text: str, bos: bool = True) -> list[int]:
+        """Prompt ids as the model was trained on them (the tokenizer adds BOS)."""
+        return self.tokenizer(text, add_special_tokens=bos)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return b"".join(self.token_bytes[i] for i in ids).decode("utf-8", errors="replace")
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text, bos=False))
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class EmbeddedBackend:
+    """Backend over our own engine. ``reuse_cache=False`` re-prefills every call (the baseline)."""
+
+    def __init__(self, model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, max_slots: int = 32,
+                 max_len: int | None = None, dtype: torch.dtype | None = None, reuse_cache: bool = True):
+        if dtype is not None:
+            model = model.to(dtype)
+        self.codec = TokenCodec(tokenizer)
+        self.engine = Engine(model, max_slots=max_slots, max_len=max_len,
+                             stop_token_ids=[self.codec.eos_token_id], token_bytes=self.codec.token_bytes)
+        self.context_length = self.engine.max_len
+        self.reuse_cache = reuse_cache
+        self._sessions: dict[str, Sequence] = {}
+        self._pending: dict[int, asyncio.Future[Generation]] = {}  # engine sequence id -> waiter
+        self._driver: asyncio.Task | None = None
+
+    # -- Backend protocol ------------------------------------------------------------------------
+    async def generate(self, session: str, prompt: str, params: SamplingParams,
+                       fork_from: str | None = None) -> Generation:
+        ids = self.codec.encode(prompt)
+        seq = self._sequence_for(session, ids, fork_from)
+        keep = common_prefix(seq.tokens, ids)
+        self.engine.crop(seq, keep)
+        self.engine.extend(seq, ids[keep:], params)
+        if seq.finish_reason is not None:  # no room to decode at all
+            return seq.result()
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending[seq.id] = waiter
+        self._ensure_driver()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._pending.pop(seq.id, None)
+            self.engine.cancel(seq)
+            raise
+
+    def release(self, session: str) -> None:
+        seq = self._sessions.pop(session, None)
+        if seq is not None:
+            waiter = self._pending.pop(seq.id, None)
+            self.engine.free(seq)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(seq.result())
+
+    def count_tokens(self, text: str) -> int:
+        return self.codec.count(text)
+
+    # -- sync convenience ------------------------------------------------------------------------
+    def generate_batch(self, prompts: list[str], params: SamplingParams) -> list[Generation]:
+        """Decode independent prompts together from sync code (e.g. a batch of SoS+ traces)."""
+        async def run() -> list[Generation]:
+            names = [f"batch/{id(prompts)}/{i}" for i in range(len(prompts))]
+            try:
+                return await asyncio.gather(*(self.generate(n, p, params) for n, p in zip(names, prompts)))
+            finally:
+                for n in names:
+                    self.release(n)
+        return asyncio.run(run())
+
+    # -- internals -------------------------------------------------------------------------------
+    def _sequence_for(self, session: str, ids: list[int], fork_from: str | None) -> Sequence:
+        """The engine sequence to continue: the session's own, a fork of ``fork_from``, or a new one."""
+        own = self._sessions.get(session)
+        if own is not None and own.running:
+            raise RuntimeError(f"session {session!r} already has a call in flight")
+        if not self.reuse_cache:
+            if own is not None:
+                self.engine.free(own)
+            own = None
+        source = self._sessions.get(fork_from) if fork_from and self.reuse_cache else None
+        if source is not None and not source.running and (
+                own is None or common_prefix(source.tokens, ids) > common_prefix(own.tokens, ids)):
+            if own is not None:
+                self.engine.free(own)
+            own = self.engine.fork(source)
+        if own is None:
+            own = self.engine.new_sequence()
+        self._sessions[session] = own
+        return own
+
+    def _ensure_driver(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._driver is not None and not self._driver.done():
+            if self._driver.get_loop() is not loop:
+                raise RuntimeError("EmbeddedBackend is already being driven by another event loop")
+            return
+        self._driver = loop.create_task(self._drive())
+
+    async def _drive(self) -> None:
+        try:
+            while self.engine.has_work():
+                finished = self.engine.step()
+                for seq in finished:
+                    waiter = self._pending.pop(seq.id, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(seq.result())
+                # A finished call wakes its thread, whose next call (a parent's continuation after
+                # a join, say) may take a few loop turns to arrive: give it those turns so it joins
+                # the next step instead of the one after.
+                for _ in range(4 if finished else 1):
+                    await asyncio.sleep(0)
+        except Exception as exc:  # never leave a caller waiting on a dead driver
+            self.engine.cancel_all()
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            self._pending.clear()
