@@ -14,9 +14,10 @@ from rich.panel import Panel
 
 from apr.prompted.answers import extractor
 from apr.prompted.client import ChatClient, ClientConfig, PromptedError
-from apr.prompted.evaluate import compare, load_items, run_eval
-from apr.prompted.orchestrator import AskConfig, Mode, ask as ask_once
+from apr.prompted.evaluate import EvalItem, compare, load_items, run_eval
+from apr.prompted.orchestrator import AskConfig, Mode, Result, ask as ask_once
 from apr.prompted.render import eval_table, result_table, tree_view
+from apr.viz.tree import html_page
 
 console = Console()
 errors = Console(stderr=True)
@@ -52,10 +53,14 @@ def ask(
                                 "429, 502, 503)."),
     baseline: bool = typer.Option(False, help="Also run the sequential baseline and report the speedup."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the run (tree included) as JSON here."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write the thread tree as an HTML page here "
+                                             "(not with --eval)."),
 ) -> None:
     """Solve QUESTION by planning, forking into concurrent subtasks and joining their results."""
     if (question is None) == (eval_file is None):
         raise typer.BadParameter("give either a QUESTION or --eval FILE")
+    if eval_file is not None and html_path is not None:
+        raise typer.BadParameter("--html shows one run's tree: use --json with --eval")
     try:
         extractor(extract)
     except ValueError as e:
@@ -67,46 +72,56 @@ def ask(
                                  retries=retries)
     try:
         if eval_file is not None:
-            items = load_items(eval_file)
-            out = asyncio.run(_evaluate(items, client_config, config))
-            console.print(eval_table(out))
-            console.print_json(data={k: v for k, v in out.items() if k != "records"})
+            _evaluate(load_items(eval_file), client_config, config, json_path)
         else:
-            out = asyncio.run(_ask(question or "", client_config, config, baseline))
-        if json_path is not None:
-            json_path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            console.print(f"wrote {escape(str(json_path))}")
+            _answer(question or "", client_config, config, baseline, json_path, html_path)
     except (PromptedError, OSError) as e:
         errors.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
-async def _ask(question: str, client_config: ClientConfig, config: AskConfig, baseline: bool) -> dict[str, Any]:
-    async with ChatClient(client_config) as client:
-        model = await client.resolve_model()
-        if baseline:
-            base, result = await compare(question, client, config)
-        else:
-            base, result = None, await ask_once(question, client, config)
+def _answer(question: str, client_config: ClientConfig, config: AskConfig, baseline: bool,
+            json_path: Path | None, html_path: Path | None) -> None:
+    async def run() -> tuple[str, Result | None, Result]:
+        async with ChatClient(client_config) as client:
+            model = await client.resolve_model()
+            if baseline:
+                return (model, *await compare(question, client, config))
+            return model, None, await ask_once(question, client, config)
+
+    model, base, result = asyncio.run(run())
     console.print(tree_view(result.tree))
     console.print(Panel(escape(result.text), title="answer: " + escape(result.answer or "(none found)")))
     console.print(result_table(result, base))
     out = {"question": question, "model": model, "mode": config.mode.value, **result.to_dict()}
     if base is not None:
         out["baseline"] = base.to_dict()
-    return out
+    _write(json_path, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    _write(html_path, html_page(result.tree, title=f"apr ask · {model}",
+                                extra={"answer": result.answer, "latency_s": result.seconds}))
 
 
-async def _evaluate(items: list, client_config: ClientConfig, config: AskConfig) -> dict[str, Any]:
-    async with ChatClient(client_config) as client:
-        await client.resolve_model()
+def _evaluate(items: list[EvalItem], client_config: ClientConfig, config: AskConfig, json_path: Path | None) -> None:
+    def progress(i: int, record: dict[str, Any]) -> None:
+        cells = [f"{arm} {record[arm]['seconds']:.2f} s {_mark(record[arm]['correct'])}"
+                 for arm in ("sequential", config.mode.value)]
+        console.print(f"[{i + 1}/{len(items)}] " + " | ".join(cells))
 
-        def progress(i: int, record: dict[str, Any]) -> None:
-            cells = [f"{arm} {record[arm]['seconds']:.2f} s {_mark(record[arm]['correct'])}"
-                     for arm in ("sequential", config.mode.value)]
-            console.print(f"[{i + 1}/{len(items)}] " + " | ".join(cells))
+    async def run() -> dict[str, Any]:
+        async with ChatClient(client_config) as client:
+            await client.resolve_model()
+            return await run_eval(items, client, config, progress)
 
-        return await run_eval(items, client, config, progress)
+    summary = asyncio.run(run())
+    console.print(eval_table(summary))
+    console.print_json(data={k: v for k, v in summary.items() if k != "records"})
+    _write(json_path, json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
+def _write(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.write_text(text, encoding="utf-8")
+        console.print(f"wrote {escape(str(path))}")
 
 
 def _mark(correct: bool | None) -> str:

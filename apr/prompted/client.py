@@ -74,7 +74,8 @@ class ChatClient:
         start = time.monotonic()
         deadline = start + (self.config.timeout if timeout is None else timeout)
         extra: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
-        for attempt in range(self.config.retries + 1):
+        attempt = 0
+        while True:
             try:
                 response = await asyncio.wait_for(
                     self._api.chat.completions.create(
@@ -82,13 +83,12 @@ class ChatClient:
                     timeout=deadline - time.monotonic())
                 return _reply(response, messages, time.monotonic() - start)
             except (asyncio.TimeoutError, openai.APIError) as e:
-                failure = self._failure(e, deadline - start)
                 pause = 0.25 * 2**attempt
                 if not _server_did_no_work(e) or attempt == self.config.retries \
                         or time.monotonic() + pause >= deadline:
-                    raise failure from None
+                    raise self._failure(e, deadline - start) from None
             await asyncio.sleep(pause)
-        raise AssertionError("unreachable: the loop returns or raises")
+            attempt += 1
 
     async def resolve_model(self) -> str:
         """The configured model, or else the server's only one (vLLM, SGLang, llama.cpp serve one)."""

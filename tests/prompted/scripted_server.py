@@ -35,6 +35,7 @@ class Rule:
     status: int = 200  # anything else: answer with this HTTP error
     uses: int | None = None  # None: unlimited; otherwise the rule is skipped once used up
     refusal: str | None = None  # answer with an API-level refusal
+    usage: bool = True  # False: leave the usage field out, as some servers do
     used: int = 0
 
 
@@ -45,6 +46,7 @@ class Hit:
     rule: int  # index of the rule that answered; -1: none matched
     start: float
     end: float = 0.0
+    model: str = ""
     max_tokens: int | None = None
     prompt_tokens: int = 0  # as reported in the response's usage
     completion_tokens: int = 0
@@ -78,7 +80,8 @@ class ScriptedServer:
             users = [m["content"] for m in messages if m.get("role") == "user"]
             if not users:
                 return _error(400, "no user message")
-            hit = Hit(users[-1], messages, -1, time.monotonic(), max_tokens=body.get("max_tokens"))
+            hit = Hit(users[-1], messages, -1, time.monotonic(), model=body.get("model", ""),
+                      max_tokens=body.get("max_tokens"))
             self.log.append(hit)
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
@@ -113,12 +116,13 @@ class ScriptedServer:
         hit.prompt_tokens = sum(len(m["content"].split()) for m in hit.messages)
         hit.completion_tokens = len(content.split())
         message = {"role": "assistant", "content": None if rule.refusal else content, "refusal": rule.refusal}
+        usage = {"prompt_tokens": hit.prompt_tokens, "completion_tokens": hit.completion_tokens,
+                 "total_tokens": hit.prompt_tokens + hit.completion_tokens}
         return JSONResponse({
             "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", MODEL),
+            "model": hit.model or MODEL,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": hit.prompt_tokens, "completion_tokens": hit.completion_tokens,
-                      "total_tokens": hit.prompt_tokens + hit.completion_tokens},
+            **({"usage": usage} if rule.usage else {}),
         })
 
 

@@ -25,15 +25,18 @@ def invoke(*args: str):
 
 def test_ask_prints_the_tree_and_writes_json(server: ScriptedServer, url: str, tmp_path: Path) -> None:
     server.script(*[Rule(r.pattern, r.reply) for r in demo_rules()])  # the demo script, without sleeps
-    out = tmp_path / "run.json"
-    result = invoke(DEMO_TASK, "--base-url", url, "--baseline", "--json", str(out))  # model found via /models
+    out, page = tmp_path / "run.json", tmp_path / "run.html"
+    result = invoke(DEMO_TASK, "--base-url", url, "--baseline", "--json", str(out), "--html", str(page))
     assert result.exit_code == 0, result.output
+    assert {h.model for h in server.log} == {"scripted"}  # no --model: the name came from /v1/models
     assert "root/week" in result.output and "answer: 2^20" in result.output
     assert "speedup vs sequential" in result.output
     run = json.loads(out.read_text())
     assert run["answer"] == "2^20" and run["model"] == "scripted" and run["baseline"]["answer"] == "2^20"
     assert [c["id"] for c in run["tree"]["spawns"][0]] == ["root/week", "root/year", "root/pow"]
+    # The baseline ran first (one call); the rest is the parallel run.
     assert run["total_tokens"] == sum(h.prompt_tokens + h.completion_tokens for h in server.log[1:])
+    assert page.read_text().startswith("<!doctype html>") and "root/week" in page.read_text()
 
 
 def test_eval_compares_sequential_and_parallel(server: ScriptedServer, url: str, tmp_path: Path) -> None:
@@ -86,6 +89,7 @@ def test_an_unreachable_server_is_one_clear_line(dead_url: str, model: list[str]
     ([], "give either a QUESTION or --eval FILE"),
     (["q", "--extract", "re:("], "bad answer pattern"),
     (["q", "--max-threads", "0"], "max-threads"),
+    (["--eval", "qs.jsonl", "--html", "t.html"], "--html shows one run's tree"),
 ])
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     result = invoke(*args)

@@ -52,6 +52,17 @@ def test_plan_forks_concurrent_children_and_merge_joins_them(server: ScriptedSer
     assert [call["purpose"] for call in root.meta["calls"]] == ["plan", "merge"]
 
 
+def test_a_reply_cut_at_max_tokens_or_without_usage_is_recorded_as_such(server: ScriptedServer,
+                                                                         solve: Solve) -> None:
+    words = [f"w{i}" for i in range(30)]
+    server.script(Rule(PLAN, plan(("a", []), ("b", []))), subtask("a", " ".join(words)),
+                  subtask("b", "b" * 40, usage=False), Rule(MERGE, "Answer: 9"))
+    root = solve("TASK-0", max_tokens=20).tree  # the plan is shorter than 20 words
+    a, b = root.children
+    assert a.spans[0].text == " ".join(words[:20]) and a.finish_reason == "length"
+    assert b.meta["calls"][0]["usage_estimated"] and b.spans[0].n_tokens == 10  # 40 characters / 4
+
+
 def test_a_one_subtask_plan_is_plain_sequential_reasoning(server: ScriptedServer, solve: Solve) -> None:
     server.script(Rule(PLAN, plan(("all", []))), Rule(SEQUENTIAL, "one go\nAnswer: 7"))
     result = solve("TASK-2")
