@@ -82,14 +82,14 @@ def ask(
 
 def _answer(question: str, client_config: ClientConfig, config: AskConfig, baseline: bool,
             json_path: Path | None, html_path: Path | None) -> None:
-    async def run() -> tuple[str, Result | None, Result]:
+    async def run() -> tuple[Result | None, Result]:
         async with ChatClient(client_config) as client:
-            model = await client.resolve_model()
             if baseline:
-                return (model, *await compare(question, client, config))
-            return model, None, await ask_once(question, client, config)
+                return await compare(question, client, config)
+            return None, await ask_once(question, client, config)
 
-    model, base, result = asyncio.run(run())
+    base, result = asyncio.run(run())
+    model = result.tree.meta["model"]
     console.print(tree_view(result.tree))
     console.print(Panel(escape(result.text), title="answer: " + escape(result.answer or "(none found)")))
     console.print(result_table(result, base))
@@ -109,7 +109,6 @@ def _evaluate(items: list[EvalItem], client_config: ClientConfig, config: AskCon
 
     async def run() -> dict[str, Any]:
         async with ChatClient(client_config) as client:
-            await client.resolve_model()
             return await run_eval(items, client, config, progress)
 
     summary = asyncio.run(run())

@@ -81,8 +81,9 @@ class Result:
 
 async def ask(task: str, client: ChatClient, config: AskConfig = AskConfig()) -> Result:
     """Answer ``task`` in ``config.mode``; raises ``CallFailed`` only if the fallback fails too."""
+    model = await client.resolve_model()
     run = _Run(client, config)
-    root = Thread("root", task, prompt_tokens=0, meta={"mode": config.mode.value, "model": client.config.model})
+    root = Thread("root", task, prompt_tokens=0, meta={"mode": config.mode.value, "model": model})
     try:
         text = await run.attempt(root)
     except CallFailed as e:

@@ -58,10 +58,11 @@ class ScriptedServer:
     log: list[Hit] = field(default_factory=list)
     in_flight: int = 0
     peak: int = 0  # most requests in flight at once since the last ``script``
+    served: tuple[str, ...] = (MODEL,)  # what /v1/models lists
 
-    def script(self, *rules: Rule) -> None:
+    def script(self, *rules: Rule, served: tuple[str, ...] = (MODEL,)) -> None:
         """Replace the rules and forget the log."""
-        self.rules, self.log, self.in_flight, self.peak = list(rules), [], 0, 0
+        self.rules, self.log, self.in_flight, self.peak, self.served = list(rules), [], 0, 0, served
 
     def hits(self, pattern: str) -> list[Hit]:
         return [h for h in self.log if re.search(pattern, h.prompt)]
@@ -71,7 +72,7 @@ class ScriptedServer:
 
         @app.get("/v1/models")
         async def models() -> dict:
-            return {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "tests"}]}
+            return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "tests"} for m in self.served]}
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> JSONResponse:

@@ -85,6 +85,14 @@ def test_an_unreachable_server_is_one_clear_line(dead_url: str, model: list[str]
     assert result.exit_code == 1 and f"cannot reach {dead_url}" in result.output
 
 
+def test_a_server_with_several_models_needs_a_model_name(server: ScriptedServer, url: str) -> None:
+    server.script(served=("big", "small"))
+    result = invoke("2+2?", "--base-url", url)
+    assert result.exit_code == 1
+    assert f"name the model with --model or APR_MODEL; {url} serves: big, small" in result.output
+    assert not server.log  # nothing was asked before the model was known
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "give either a QUESTION or --eval FILE"),
     (["q", "--extract", "re:("], "bad answer pattern"),
