@@ -9,6 +9,7 @@ be decoding it and a second copy would double the load and blow the caller's wal
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +36,7 @@ class CallFailed(PromptedError):
 class ClientConfig:
     model: str = ""  # empty: whatever the server serves, if it serves exactly one model
     base_url: str | None = None  # None: the openai package's default (OPENAI_BASE_URL or api.openai.com)
-    api_key: str = "EMPTY"  # local servers (vLLM, SGLang, llama.cpp) accept any key
+    api_key: str | None = None  # None: OPENAI_API_KEY, else "EMPTY" (local servers accept any key)
     timeout: float = 120.0  # seconds per call, retries included
     retries: int = 2  # extra attempts, only for failures where the server did no work
 
@@ -56,7 +57,8 @@ class ChatClient:
     def __init__(self, config: ClientConfig):
         self.config = config
         # Retries are ours (see module docstring), so the package's own are off.
-        self._api = AsyncOpenAI(base_url=config.base_url, api_key=config.api_key, max_retries=0)
+        api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._api = AsyncOpenAI(base_url=config.base_url, api_key=api_key, max_retries=0)
 
     @property
     def where(self) -> str:
