@@ -7,28 +7,31 @@ import socket
 from typing import Any, Callable, Iterator
 
 import pytest
-from scripted_server import MODEL, Running, ScriptedServer
 
 from apr.prompted.client import ChatClient, ClientConfig
 from apr.prompted.orchestrator import AskConfig, Result, ask
+from tests.loopback import Loopback
+from tests.prompted.scripted_server import MODEL, ScriptedServer
 
 
 @pytest.fixture(scope="session")
-def running() -> Iterator[Running]:
-    with Running(ScriptedServer()) as r:
-        yield r
+def running() -> Iterator[tuple[ScriptedServer, str]]:
+    scripted = ScriptedServer()
+    with Loopback(scripted.app()) as loopback:
+        yield scripted, loopback.url
 
 
 @pytest.fixture
-def server(running: Running) -> Iterator[ScriptedServer]:
-    running.scripted.script()
-    yield running.scripted
-    running.scripted.script()
+def server(running: tuple[ScriptedServer, str]) -> Iterator[ScriptedServer]:
+    scripted = running[0]
+    scripted.script()
+    yield scripted
+    scripted.script()
 
 
 @pytest.fixture
-def url(running: Running) -> str:
-    return running.url
+def url(running: tuple[ScriptedServer, str]) -> str:
+    return running[1]
 
 
 @pytest.fixture

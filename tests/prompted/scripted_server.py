@@ -5,7 +5,7 @@ that matches (and has uses left) decides the reply, a delay, an HTTP error, a re
 counts are whitespace-separated words. The server logs every request with its timing and tracks
 how many were in flight at once, so tests can check ordering, isolation and real overlap.
 
-Run it standalone for a demo: ``python tests/prompted/scripted_server.py --port 8011``.
+Run it standalone for a demo, from the repository root: ``python -m tests.prompted.scripted_server``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from tests.loopback import Loopback
 
 MAX_DELAY = 10.0  # seconds; a "hanging" rule still ends, so no test can wait forever
 MODEL = "scripted"
@@ -131,34 +130,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": "scripted", "code": status}}, status_code=status)
 
 
-class Running:
-    """The server in a background thread on 127.0.0.1, on a port the OS picked."""
-
-    def __init__(self, scripted: ScriptedServer, port: int = 0):
-        self.scripted = scripted
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-        config = uvicorn.Config(scripted.app(), log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> "Running":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("scripted server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
 # -- the demo script used in docs/prompted.md ----------------------------------------------------
 DEMO_TASK = "Which is largest: the number of seconds in a week, the number of minutes in a 365-day year, or 2^20?"
 DEMO_PLAN = """[
@@ -190,10 +161,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8011)
     args = parser.parse_args()
-    scripted = ScriptedServer(demo_rules())
-    with Running(scripted, args.port) as running:
-        print(f"scripted chat server at {running.url} (model {MODEL!r}); Ctrl-C stops it", flush=True)
+    with Loopback(ScriptedServer(demo_rules()).app(), args.port) as server:
+        print(f"scripted chat server at {server.url} (model {MODEL!r}); Ctrl-C stops it", flush=True)
         try:
-            running.thread.join()
+            server.thread.join()
         except KeyboardInterrupt:
             pass

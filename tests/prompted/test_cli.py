@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from scripted_server import DEMO_TASK, Rule, ScriptedServer, demo_rules
 from typer.testing import CliRunner
 
 from apr.cli.ask import ask
+from tests.prompted.scripted_server import DEMO_TASK, Rule, ScriptedServer, demo_rules
 
 app = typer.Typer()
 app.command()(ask)

@@ -9,11 +9,11 @@ import time
 from typing import Callable
 
 import pytest
-from scripted_server import Rule, ScriptedServer
 
 from apr.prompted.client import CallFailed, ChatClient, ClientConfig
 from apr.prompted.orchestrator import Mode, Result, ask
 from apr.threads import critical_path, tree_metrics
+from tests.prompted.scripted_server import Rule, ScriptedServer
 
 PLAN = r"Reply with only a JSON list"
 MERGE = r"Results of the subtasks"
