@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from apr.prompted.answers import extractor
 from apr.prompted.client import ChatClient, ClientConfig, PromptedError
 from apr.prompted.evaluate import EvalItem, compare, load_items, run_eval
 from apr.prompted.orchestrator import AskConfig, Mode, Result, ask as ask_once
@@ -62,12 +61,11 @@ def ask(
     if eval_file is not None and html_path is not None:
         raise typer.BadParameter("--html shows one run's tree: use --json with --eval")
     try:
-        extractor(extract)
-    except ValueError as e:
+        config = AskConfig(mode=mode, max_threads=max_threads, max_subtasks=max_subtasks, max_depth=max_depth,
+                           votes=votes, verify=verify, extract=extract, max_tokens=max_tokens,
+                           temperature=temperature, token_budget=token_budget, time_budget=time_budget)
+    except ValueError as e:  # typer has checked the ranges already: this is the answer format
         raise typer.BadParameter(str(e), param_hint="--extract") from None
-    config = AskConfig(mode=mode, max_threads=max_threads, max_subtasks=max_subtasks, max_depth=max_depth,
-                       votes=votes, verify=verify, extract=extract, max_tokens=max_tokens,
-                       temperature=temperature, token_budget=token_budget, time_budget=time_budget)
     client_config = ClientConfig(model=model or "", base_url=base_url, api_key=api_key, timeout=timeout,
                                  retries=retries)
     try:

@@ -52,6 +52,15 @@ class AskConfig:
     token_budget: int | None = None  # for the attempt; the fallback answer is outside it
     time_budget: float | None = None  # seconds, likewise
 
+    def __post_init__(self) -> None:
+        for name in ("max_threads", "max_subtasks", "max_depth", "votes", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("token_budget", "time_budget"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 when set, got {getattr(self, name)}")
+        extractor(self.extract)  # raises on an unknown answer format
+
 
 @dataclass
 class Result:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from apr.prompted.answers import extractor, majority, normalize
+from apr.prompted.orchestrator import AskConfig
 from apr.prompted.plan import PlanError, parse_plan
 from apr.prompted.schedule import run_dag
 
@@ -110,3 +111,14 @@ def test_run_dag_cancels_the_rest_when_one_fails() -> None:
 
     asyncio.run(asyncio.wait_for(go(), timeout=2))
     assert cancelled == ["slow"]  # "after" never started: it was waiting on "slow"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("max_threads", 0, "max_threads must be >= 1"),
+    ("max_depth", 0, "max_depth must be >= 1"),
+    ("token_budget", 0, "token_budget must be > 0"),
+    ("extract", "xml", "unknown answer format"),
+])
+def test_ask_config_rejects_settings_that_cannot_run(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AskConfig(**{field: value})
