@@ -47,7 +47,8 @@ def traces(
     problems_file: Path = typer.Option(..., "--problems", "-p", help="Problems JSONL/Parquet (from `apr data problems`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .jsonl or .parquet."),
     format: str = typer.Option("apr", "--format", "-f", help="sosp (serialized search) or apr (fork-join threads)."),
-    max_beam: Optional[int] = typer.Option(None, help="Beam ~ U{1..max_beam} (default: 10 for apr, 5 for sosp)."),
+    max_beam: Optional[int] = typer.Option(None, help="Beam ~ U{min_beam..max_beam} (default: 10 for apr, 5 for sosp)."),
+    min_beam: int = typer.Option(1, help="Smallest beam drawn (the paper: 1)."),
     max_sub_beam: int = typer.Option(15, help="APR child beam ~ U{beam..max_sub_beam}."),
     p_spawn: float = typer.Option(0.9, help="APR: probability an expansion delegates its successors."),
     p_dfs: float = typer.Option(0.5, help="SoS+: probability an expansion doubles down into DFS."),
@@ -60,7 +61,7 @@ def traces(
     from apr.data.generate import TraceSettings, generate_traces
 
     beam = max_beam if max_beam is not None else (10 if format == "apr" else 5)
-    settings = TraceSettings(format, beam, max_sub_beam, p_spawn, p_dfs, max_depth)  # type: ignore[arg-type]
+    settings = TraceSettings(format, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam)  # type: ignore[arg-type]
     summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit)
     console.print(f"[green]wrote[/] {summary['path']}: {summary['traces']} traces, "
                   f"solver success {summary['success_rate']:.1%}")

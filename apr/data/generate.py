@@ -76,17 +76,19 @@ class TraceSettings:
     """How demonstrations are drawn. Defaults follow the released APR/SoS+ generator scripts."""
 
     format: TraceFormat = "apr"
-    max_beam: int = 10  # beam ~ U{1..max_beam} per problem (SoS+ scripts use 5)
+    max_beam: int = 10  # beam ~ U{min_beam..max_beam} per problem (SoS+ scripts use 5)
     max_sub_beam: int = 15  # APR child beam ~ U{beam..max_sub_beam}
     p_spawn: float = 0.9  # APR: chance an expansion with >1 survivors delegates them
     p_dfs: float = 0.5  # SoS+: chance an expansion doubles down into a DFS sub search
     max_depth: int = 1  # APR spawn nesting (the paper: 1)
+    min_beam: int = 1  # beam ~ U{min_beam..max_beam}; a wider floor makes APR spawn wider
 
     def __post_init__(self) -> None:
         if self.format not in ("sosp", "apr"):
             raise ValueError(f"format must be 'sosp' or 'apr', got {self.format!r}")
-        if self.max_beam < 1 or self.max_sub_beam < 1:
-            raise ValueError("beam sizes must be >= 1")
+        if not 1 <= self.min_beam <= self.max_beam or self.max_sub_beam < 1:
+            raise ValueError(f"need 1 <= min_beam <= max_beam and max_sub_beam >= 1, got "
+                             f"{self.min_beam}, {self.max_beam}, {self.max_sub_beam}")
         if not (0.0 <= self.p_spawn <= 1.0 and 0.0 <= self.p_dfs <= 1.0):
             raise ValueError("probabilities must be in [0, 1]")
         if self.max_depth < 0:
@@ -97,7 +99,7 @@ def demonstrate(problem: Problem, settings: TraceSettings, seed: int) -> dict[st
     """One demonstration row: the problem, the settings drawn for it, and the thread tree."""
     draw = random.Random(f"{seed}:{settings.format}:beams:{problem.id}")
     rng = random.Random(f"{seed}:{settings.format}:search:{problem.id}")
-    beam = draw.randint(1, settings.max_beam)
+    beam = draw.randint(settings.min_beam, settings.max_beam)
     nums, target = list(problem.nums), problem.target
     row: dict[str, Any] = {"id": problem.id, "nums": nums, "target": target, "format": settings.format, "beam": beam}
     if settings.format == "sosp":
