@@ -155,7 +155,10 @@ class _Problem:
                     break
                 self._record_call(thread, gen)
                 pending_tokens += len(gen.token_ids)
-                outcome = classify(pending + gen.text, gen.finish_reason)
+                reason = gen.finish_reason
+                if reason == "length" and params.max_tokens < self.config.sampling.max_tokens:
+                    reason = "budget"  # cut by the problem's token budget, not by max_tokens
+                outcome = classify(pending + gen.text, reason)
                 if outcome.event:
                     thread.events.append(outcome.event)
                 if outcome.kind == "forced_spawn":
@@ -169,7 +172,7 @@ class _Problem:
                     continue
                 if outcome.kind != "spawn":
                     pending = outcome.text
-                    thread.finish_reason = "bad_spawn" if outcome.kind == "bad_spawn" else gen.finish_reason
+                    thread.finish_reason = "bad_spawn" if outcome.kind == "bad_spawn" else reason
                     break
                 spawns += 1
                 if spawns > limits.max_spawns:
@@ -269,9 +272,10 @@ class _Problem:
         meta["decode_s"] = sum(c["decode_s"] for c in meta["calls"])
         answer = g.answer_path(thread.context())
         meta["answer"] = answer
-        if self.config.verify is not None and answer is not None:
-            try:
-                meta["verified"] = bool(self.config.verify(thread.prompt, answer))
-            except Exception as exc:  # a verifier crash on garbage text is a failed check
-                meta["verified"] = False
-                thread.events.append(f"verifier error: {type(exc).__name__}: {exc}")
+        if self.config.verify is not None:
+            meta["verified"] = False
+            if answer is not None:
+                try:
+                    meta["verified"] = bool(self.config.verify(thread.prompt, answer))
+                except Exception as exc:  # a verifier crash on garbage text is a failed check
+                    thread.events.append(f"verifier error: {type(exc).__name__}: {exc}")

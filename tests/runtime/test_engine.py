@@ -1,0 +1,151 @@
+"""The engine against ``model.generate``: greedy tokens must match for every sequence, whatever the batch."""
+
+from __future__ import annotations
+
+import torch
+
+from apr.runtime.backend import SamplingParams
+from apr.runtime.engine import Engine, Sequence, TextStream
+
+GREEDY = SamplingParams(max_tokens=24)
+
+
+def reference(model, ids: list[int], n: int) -> list[int]:
+    """What ``generate`` writes for ``ids`` alone (greedy, no EOS)."""
+    out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                         max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
+    return out[0, len(ids):].tolist()
+
+
+def drain(engine: Engine) -> dict[int, Sequence]:
+    done = {}
+    while engine.has_work():
+        for seq in engine.step():
+            done[seq.id] = seq
+    return done
+
+
+def prompts(vocab: int, lengths: list[int], seed: int = 0) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(4, vocab, (n,), generator=g).tolist() for n in lengths]
+
+
+def test_batched_greedy_equals_generate_including_late_joiners(model):
+    engine = Engine(model, max_slots=8)
+    ps = prompts(model.config.vocab_size, [5, 17, 1, 40, 3, 12, 29])
+    seqs = [engine.add(p, GREEDY) for p in ps[:3]]
+    for step in range(40):  # four more join mid-flight, at different steps
+        if step in (2, 5, 9, 13):
+            seqs.append(engine.add(ps[len(seqs)], SamplingParams(max_tokens=10 + step)))
+        for seq in engine.step():
+            assert seq.finish_reason == "length"
+    drain(engine)
+    for seq, p in zip(seqs, ps):
+        assert seq.result().token_ids == reference(model, p, len(seq.out_ids))
+
+
+def test_crop_extend_and_fork_equal_generate_on_the_resulting_tokens(model):
+    engine = Engine(model, max_slots=8)
+    a, b = (engine.add(p, GREEDY) for p in prompts(model.config.vocab_size, [9, 21]))
+    busy = engine.add(prompts(model.config.vocab_size, [7], seed=1)[0], SamplingParams(max_tokens=80))
+    while a.running or b.running:
+        engine.step()
+    parent = list(a.tokens)
+    engine.crop(a, 20)  # a join: keep the prefix, drop a "spawn block", prefill a "join block"
+    engine.extend(a, [11, 12, 13, 14], GREEDY)
+    child = engine.fork(b)
+    engine.crop(child, 12)
+    engine.extend(child, [40, 41], GREEDY)
+    engine.extend(b, [], GREEDY)  # continue b from everything it holds
+    b_tokens = list(b.tokens)
+    drain(engine)
+    assert busy.finish_reason == "length"
+    assert a.result().cached_tokens == 20
+    assert a.result().token_ids == reference(model, parent[:20] + [11, 12, 13, 14], 24)
+    assert child.result().cached_tokens == 12
+    assert child.result().token_ids == reference(model, b_tokens[:12] + [40, 41], 24)
+    assert b.result().cached_tokens == len(b_tokens) - 1  # the last token is re-fed for its logits
+    assert b.result().token_ids == reference(model, b_tokens, 24)
+
+
+def test_eviction_when_slots_run_out_recomputes_and_stays_exact(model):
+    engine = Engine(model, max_slots=2)
+    ps = prompts(model.config.vocab_size, [6, 8, 10, 12])
+    seqs = [engine.add(p, GREEDY) for p in ps]  # two wait for a slot
+    drain(engine)
+    first = seqs[0]
+    engine.extend(first, [7], GREEDY)  # its cache was evicted by the later sequences
+    drain(engine)
+    assert first.result().cached_tokens == 0
+    assert first.result().token_ids == reference(model, ps[0] + seqs[0].tokens[len(ps[0]):-25] + [7], 24)
+    for seq, p in zip(seqs[1:], ps[1:]):
+        assert seq.result().token_ids == reference(model, p, 24)
+
+
+def test_sampling_is_per_sequence_and_independent_of_the_batch(model):
+    params = SamplingParams(temperature=1.0, top_k=20, top_p=0.9, max_tokens=30, seed=7)
+    p = prompts(model.config.vocab_size, [10])[0]
+    alone = Engine(model, max_slots=4)
+    solo = alone.add(p, params)
+    drain(alone)
+    crowded = Engine(model, max_slots=8)
+    others = [crowded.add(q, SamplingParams(temperature=1.0, max_tokens=40, seed=i))
+              for i, q in enumerate(prompts(model.config.vocab_size, [3, 30, 12], seed=2))]
+    again = crowded.add(p, params)
+    other_seed = crowded.add(p, SamplingParams(temperature=1.0, top_k=20, top_p=0.9, max_tokens=30, seed=8))
+    drain(crowded)
+    assert again.out_ids == solo.out_ids
+    assert other_seed.out_ids != solo.out_ids
+    assert all(o.finish_reason == "length" for o in others)
+    greedy_like = Engine(model, max_slots=2)
+    k1 = greedy_like.add(p, SamplingParams(temperature=1.0, top_k=1, max_tokens=20, seed=3))
+    p0 = greedy_like.add(p, SamplingParams(temperature=0.7, top_p=1e-6, max_tokens=20, seed=4))
+    drain(greedy_like)
+    assert k1.out_ids == p0.out_ids == reference(model, p, 20)
+
+
+def test_logprobs_are_the_models_raw_log_probabilities(model):
+    engine = Engine(model, max_slots=2)
+    p = prompts(model.config.vocab_size, [8])[0]
+    seq = engine.add(p, SamplingParams(temperature=1.5, max_tokens=12, seed=1, logprobs=True))
+    drain(engine)
+    full = torch.tensor([p + seq.out_ids[:-1]])
+    with torch.no_grad():
+        logits = model(full).logits[0, len(p) - 1:]
+    expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(seq.out_ids)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(seq.result().logprobs), expected, atol=1e-4)
+
+
+def test_finish_reasons_eos_context_length_and_cancel(model):
+    p = prompts(model.config.vocab_size, [6])[0]
+    first = reference(model, p, 5)
+    engine = Engine(model, max_slots=4, max_len=20, stop_token_ids=[first[2]])
+    eos = engine.add(p, GREEDY)
+    ctx = engine.add(p[:3], SamplingParams(max_tokens=100))
+    cut = engine.add(p, SamplingParams(max_tokens=1))
+    never = engine.add(list(range(4, 24)), GREEDY)  # the prompt fills the window
+    assert never.finish_reason == "context" and not never.running
+    victim = engine.add(p[:4], SamplingParams(max_tokens=100))
+    engine.step()
+    engine.cancel(victim)
+    drain(engine)
+    assert (eos.finish_reason, eos.out_ids) == ("eos", first[:3])
+    assert cut.finish_reason == "length" and len(cut.out_ids) == 1
+    assert ctx.finish_reason == "context" and len(ctx.tokens) == 20
+    assert victim.finish_reason == "cancelled" and len(victim.out_ids) == 1
+
+
+def test_text_stream_cuts_after_the_earliest_stop_and_decodes_split_utf8():
+    stream = TextStream(("cd", "bcx", "d"))
+    assert not stream.push(b"ab")
+    assert stream.push(b"cdx")  # "cd" and "d" end at the same place, "bcx" later
+    assert stream.text == "abcd"
+    utf8 = TextStream(("é",))
+    assert not utf8.push("é".encode()[:1])
+    assert utf8.text == ""
+    assert utf8.push("é".encode()[1:] + b"z")
+    assert utf8.text == "é"
+    broken = TextStream()
+    broken.push(b"a\xc3")
+    broken.close()
+    assert broken.text == "a\ufffd"
