@@ -123,16 +123,15 @@ def _prepare_data(c: SFTConfig, tokenizer: PreTrainedTokenizerBase, max_tokens: 
         val = tokenize_rows(load_rows(c.val_data), tokenizer) if c.val_data else None
     if val is None and c.val_fraction > 0:
         train, val = split_validation(train, c.val_fraction, c.seed)
-    for name, ds in (("train", train), ("val", val)):
-        if ds is None:
-            continue
+
+    def police(name: str, ds: Any) -> Any:
         ds, line = apply_length_policy(ds, max_tokens, c.long_policy)
         if line:
             report.append(f"{name}: {line}")
-        if name == "train":
-            train = ds
-        else:
-            val = ds
+        return ds
+
+    train = police("train", train)
+    val = police("val", val) if val is not None else None
     longest = max(train["length"])
     if longest > c.tokens_per_batch:
         raise SFTDataError(f"--tokens-per-batch {c.tokens_per_batch} is smaller than the longest sequence "
@@ -150,6 +149,23 @@ def _loss_sum(model: torch.nn.Module, batch: Batch, device: torch.device) -> tor
 def _fetch(ds: Any, idx: list[int], pad_id: int, loss_on: LossOn) -> Batch:
     rows = ds[idx]
     return collate(rows["input_ids"], rows["n_prompt"], pad_id, loss_on)
+
+
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list[Batch], n_targets: torch.Tensor,
+          accelerator: Accelerator, autocast: Callable[[], Any], max_grad_norm: float) -> tuple[torch.Tensor, float]:
+    """One optimizer step over this rank's micro-batches; returns its summed token loss and the grad norm."""
+    loss_sum = torch.zeros((), device=accelerator.device)
+    for i, batch in enumerate(batches):
+        with nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model):  # all-reduce once per step
+            with autocast():
+                part = _loss_sum(model, batch, accelerator.device)
+            # DDP averages gradients over ranks, so scale back up to a sum over the whole step.
+            accelerator.backward(part * accelerator.num_processes / n_targets)
+        loss_sum += part.detach()
+    grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_grad_norm))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum, grad_norm
 
 
 @torch.no_grad()
@@ -263,8 +279,8 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         accelerator.print(line)
 
     model = load_model(init) if init else build_model(c.preset, tokenizer, c.context_length, seed=c.seed)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]  # no weight decay on norm gains
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # no weight decay on norm gains
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=c.betas)
     step, elapsed, tokens_seen = 0, 0.0, 0
@@ -314,22 +330,12 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         lr = lr_at(c, step, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = torch.zeros((), device=accelerator.device)
-        for i, batch in enumerate(batches):
-            sync = nullcontext() if i == len(batches) - 1 else accelerator.no_sync(model)
-            with sync:
-                with autocast():
-                    part = _loss_sum(model, batch, accelerator.device)
-                # DDP averages gradients over ranks, so scale back up to a sum over the whole step.
-                accelerator.backward(part * accelerator.num_processes / n_targets)
-            loss_sum += part.detach()
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), c.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss_sum, grad_norm = _step(model, optimizer, batches, n_targets, accelerator, autocast, c.max_grad_norm)
         # One reduction gives the step's loss, its token count, and rank 0's clock (the only one that counts).
         clock = elapsed_before + time.perf_counter() - run_start if main else 0.0
-        totals = accelerator.reduce(torch.stack([loss_sum, torch.tensor(float(sum(b.n_tokens for b in batches)),
-                                                 device=accelerator.device), torch.tensor(clock, device=accelerator.device)]), "sum")
+        n_tokens = float(sum(b.n_tokens for b in batches))
+        totals = accelerator.reduce(torch.tensor([loss_sum.item(), n_tokens, clock], dtype=torch.float64,
+                                                 device=accelerator.device), "sum")
         step, elapsed = step + 1, totals[2].item()
         tokens_seen += int(totals[1].item())
         window_tokens += int(totals[1].item())
@@ -338,7 +344,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
             now = time.perf_counter()
             tps = window_tokens / (now - window_t)
             loss = (totals[0] / n_targets).item()
-            metrics.write(step=step, epoch=epoch, loss=round(loss, 5), lr=lr, grad_norm=round(float(grad_norm), 4),
+            metrics.write(step=step, epoch=epoch, loss=round(loss, 5), lr=lr, grad_norm=round(grad_norm, 4),
                           tokens=tokens_seen, tokens_per_s=round(tps, 1), elapsed_s=round(elapsed, 1))
             eta = min(((c.max_steps or math.inf) - step) * elapsed / max(step, 1), budget_s - elapsed)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}",
