@@ -25,7 +25,7 @@ def _group() -> None:
 
 def _default(name: str) -> Any:
     """SFTConfig's default, so the CLI and the library never disagree."""
-    from apr.train.sft import SFTConfig
+    from apr.train.config import SFTConfig
 
     return next(f.default for f in fields(SFTConfig) if f.name == name)
 
@@ -64,7 +64,8 @@ def sft(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a Llama model from scratch on SFT rows (BOS + prompt + completion + EOS)."""
-    from apr.train.sft import SFTConfig, train_sft
+    from apr.train.config import SFTConfig
+    from apr.train.sft import train_sft
 
     if truncate and drop_long:
         raise ValueError("--truncate and --drop-long exclude each other")

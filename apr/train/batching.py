@@ -15,12 +15,13 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
+from apr.train.config import LossOn
+
 IGNORE = -100  # target id that cross-entropy skips
-LossOn = Literal["all", "completion"]
 
 
 def plan_epoch(lengths: Sequence[int], token_budget: int, seed: int, epoch: int,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-LongPolicy = Literal["error", "truncate", "drop"]
+from apr.train.config import LongPolicy
+
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 REQUIRED = ("prompt", "completion")
 

@@ -19,9 +19,9 @@ import random
 import time
 from contextlib import nullcontext
 from functools import partial
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,49 +31,9 @@ from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from apr.models import build_model, check_tokenizer, get_preset, load_model
 from apr.train import checkpoint as ckpt
-from apr.train.batching import IGNORE, Batch, LossOn, collate, iterate_steps, plan_epoch
-from apr.train.data import LongPolicy, SFTDataError, apply_length_policy, load_rows, split_validation, tokenize_rows
-
-
-@dataclass
-class SFTConfig:
-    """One SFT run. Defaults suit the ``cpu`` preset; the paper's values are in docs/training.md."""
-
-    data: list[str]  # JSONL/Parquet files or directories, rows with "prompt" and "completion"
-    out: str  # run directory: checkpoints, final/, metrics.jsonl
-    val_data: list[str] = field(default_factory=list)
-    val_fraction: float = 0.01  # held out from ``data`` (by problem_id) when ``val_data`` is empty; 0 = no eval
-    preset: str = "cpu"
-    init_from: str | None = None  # start from this HF checkpoint instead of a fresh preset model
-    tokenizer: str | None = None  # None = the bundled tokenizer
-    context_length: int | None = None  # None = the preset's (or init_from's) max positions
-    loss_on: LossOn = "all"  # "all" tokens (paper) or "completion" only
-    long_policy: LongPolicy = "error"  # sequences over the context: "error", "truncate" or "drop"
-    tokens_per_batch: int = 16384  # padded tokens per micro-batch on one process
-    grad_accum: int = 1
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    max_grad_norm: float = 1.0
-    max_steps: int | None = None
-    max_minutes: float | None = None  # wall-clock budget; the cosine decays over whichever ends first
-    precision: Literal["bf16", "fp32"] = "bf16"
-    eval_every: int = 200
-    eval_tokens: int = 200_000  # cap on validation tokens per evaluation
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 0
-    resume: bool = False  # continue from the newest checkpoint in ``out`` if there is one
-    progress: bool = True
-
-
-# Settings that shape the trajectory: a resumed run must use the same ones to reach the same weights.
-_RESUME_FIXED = ("data", "val_data", "val_fraction", "preset", "init_from", "context_length", "loss_on",
-                 "long_policy", "tokens_per_batch", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
-                 "weight_decay", "betas", "max_grad_norm", "max_steps", "max_minutes", "precision", "seed")
+from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
+from apr.train.config import RESUME_FIXED, LossOn, SFTConfig
+from apr.train.data import SFTDataError, apply_length_policy, load_rows, split_validation, tokenize_rows
 
 
 def _check_config(c: SFTConfig) -> None:
@@ -205,6 +165,8 @@ class _Metrics:
 
 def _resume_point(c: SFTConfig, out: Path, world_size: int) -> tuple[Path | None, dict[str, Any] | None]:
     """The newest checkpoint to resume from and its state, after checking the run's settings agree."""
+    if out.exists() and not out.is_dir():
+        raise SFTDataError(f"--out {out} is a file, not a folder")
     existing = ckpt.training_checkpoints(out)
     if not c.resume:
         if existing or (out / ckpt.FINAL).exists():
@@ -236,7 +198,7 @@ def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokeni
 
 
 def _run_settings(c: SFTConfig, world_size: int) -> dict[str, Any]:
-    d = {k: getattr(c, k) for k in _RESUME_FIXED}
+    d = {k: getattr(c, k) for k in RESUME_FIXED}
     d.update(data=_absolute(c.data), val_data=_absolute(c.val_data), betas=list(c.betas), world_size=world_size)
     if c.init_from:
         d["init_from"] = str(Path(c.init_from).resolve())
