@@ -1,0 +1,142 @@
+"""The paper's metrics: one sample's score from its thread tree, and estimators over samples.
+
+A sample is correct when the strict verifier accepts the final answer of its root thread for the
+problem's own numbers and target. Token metrics come from ``apr.threads.tree_metrics``: total
+tokens count every prompt, generation and join block once (a parent's context is never counted
+again when it continues after a join), sequential tokens are the decoded tokens on the critical
+path (the parent plus, per spawn, its longest child chain), and the longest context is the
+largest window any single LM call needed.
+
+pass@n and cons@n are expectations over the n-subsets of a problem's N samples, so every n <= N
+comes from the same N samples: pass@n with the unbiased estimator of Chen et al. (2021),
+``1 - C(N-c, n) / C(N, n)``; cons@n by enumerating the subsets (or a seeded sample of them when
+there are too many), voting in each, and breaking ties uniformly at random (in expectation).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from math import comb
+from typing import Any, Sequence
+
+from apr import grammar as g
+from apr.countdown.problems import Problem
+from apr.countdown.verifier import verify_trace
+from apr.threads import Thread, TokenCounter, tree_metrics
+
+Answer = tuple[str, ...]  # the operations of a final solution path, in order: the vote key
+
+_OPERATION = re.compile(r"^Exploring Operation: (\S+), Resulting Numbers: ", re.M)
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    correct: bool
+    failure: str | None  # why the verifier refused the answer (None when correct)
+    answer: Answer | None  # None: the trace never restated a solution path
+    total_tokens: int
+    generated_tokens: int
+    sequential_tokens: int
+    longest_context: int
+    n_threads: int
+    n_spawns: int
+    children_per_spawn: float
+    latency_s: float  # the root thread's wall clock
+    finish_reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["answer"] = None if self.answer is None else list(self.answer)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SampleScore":
+        fields = {k: d[k] for k in cls.__dataclass_fields__}
+        fields["answer"] = None if d["answer"] is None else tuple(d["answer"])
+        return cls(**fields)
+
+
+def answer_operations(trace: str) -> Answer | None:
+    """The operations of the trace's final solution path, or None when it gives no answer."""
+    path = g.answer_path(trace)
+    return None if path is None else tuple(_OPERATION.findall(path))
+
+
+def score_tree(root: Thread, problem: Problem, count: TokenCounter | None = None) -> SampleScore:
+    """Score one sample: verify the root's final answer and measure the tree."""
+    trace = root.context()
+    verdict = verify_trace(trace, list(problem.nums), problem.target)
+    m = tree_metrics(root, count)
+    return SampleScore(
+        correct=verdict.ok, failure=None if verdict.ok else verdict.failure.value,
+        answer=answer_operations(trace), total_tokens=m.total_tokens, generated_tokens=m.generated_tokens,
+        sequential_tokens=m.sequential_tokens, longest_context=m.longest_context, n_threads=m.n_threads,
+        n_spawns=m.n_spawns, children_per_spawn=m.children_per_spawn,
+        latency_s=float(root.meta.get("wall_s", 0.0)), finish_reason=root.finish_reason,
+    )
+
+
+# -- n samples per problem ---------------------------------------------------------------------
+def pass_at(n: int, total: int, correct: int) -> float:
+    """Chance that n of the ``total`` samples, drawn without replacement, include a correct one."""
+    if not 1 <= n <= total or not 0 <= correct <= total:
+        raise ValueError(f"need 1 <= n <= total and 0 <= correct <= total, got n={n} total={total} correct={correct}")
+    return 1.0 - comb(total - correct, n) / comb(total, n)
+
+
+def vote(answers: Sequence[Answer | None], correct: Sequence[bool]) -> float:
+    """Majority vote over the samples that gave an answer; the chance the winner is correct.
+
+    Ties are broken uniformly at random, so the result is the share of correct answers among the
+    tied winners. An answer counts as correct when any sample that gave it was verified correct.
+    """
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return 0.0
+    right = {a for a, ok in zip(answers, correct) if ok and a is not None}
+    top = max(votes.values())
+    winners = [a for a, v in votes.items() if v == top]
+    return sum(a in right for a in winners) / len(winners)
+
+
+def cons_at(n: int, answers: Sequence[Answer | None], correct: Sequence[bool], max_subsets: int = 10_000,
+            seed: int = 0) -> float:
+    """Expected majority-vote accuracy of n samples drawn without replacement from the given ones."""
+    total = len(answers)
+    if not 1 <= n <= total or len(correct) != total:
+        raise ValueError(f"need 1 <= n <= {total} samples with one verdict each")
+    if comb(total, n) <= max_subsets:
+        subsets: Sequence[Sequence[int]] = list(itertools.combinations(range(total), n))
+    else:
+        rng = random.Random(seed)
+        subsets = [rng.sample(range(total), n) for _ in range(max_subsets)]
+    return sum(vote([answers[i] for i in s], [correct[i] for i in s]) for s in subsets) / len(subsets)
+
+
+# -- one sample per problem --------------------------------------------------------------------
+def cumulative_accuracy(scores: Sequence[SampleScore], windows: Sequence[int]) -> list[float]:
+    """Accuracy if the context window were W: solved problems whose longest context fits in W."""
+    needed = [s.longest_context for s in scores if s.correct]
+    return [sum(n <= w for n in needed) / len(scores) for w in windows]
+
+
+def capped(scores: Sequence[SampleScore], cap: int) -> dict[str, float]:
+    """A single-thread (SoS+) sample stopped after ``cap`` generated tokens, derived from the full one.
+
+    Decoding is causal, so the first ``cap`` tokens are what a capped run would have written: the
+    sample still counts as solved if it finished within the cap. Latency is scaled by the share of
+    tokens kept (decode time per token taken as constant, prefill ignored): an estimate.
+    """
+    if any(s.n_threads != 1 for s in scores):
+        raise ValueError("capping is only exact for single-thread samples")
+    kept = [min(1.0, cap / s.generated_tokens) if s.generated_tokens else 1.0 for s in scores]
+    return {
+        "cap": cap,
+        "accuracy": sum(s.correct and s.generated_tokens <= cap for s in scores) / len(scores),
+        "sequential_tokens": sum(min(s.sequential_tokens, cap) for s in scores) / len(scores),
+        "latency_s": sum(s.latency_s * k for s, k in zip(scores, kept)) / len(scores),
+    }
