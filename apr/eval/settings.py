@@ -61,7 +61,7 @@ class Setting:
         if self.budget is not None:
             bits.append(f"{'Sub Call' if self.fmt == 'apr' else 'Token'} Budget {self.budget}")
         if self.max_children is not None:
-            bits.append(f"<= {self.max_children} children run")
+            bits.append(f"child cap {self.max_children}")
         if self.samples > 1:
             bits.append(f"{self.samples} samples")
         bits.append(f"T={self.temperature:g}")

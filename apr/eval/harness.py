@@ -1,0 +1,85 @@
+"""One evaluation end to end: check the inputs, run every setting (resuming), write the outputs.
+
+Outputs in ``config.out``: ``samples/<setting>.jsonl`` (one record per problem with every sample's
+score and thread tree), ``summary.json``, ``report.md`` and the four figures as PNGs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+from typing import Any
+
+import torch
+
+from apr.data.io import Row, atomic_write_bytes
+from apr.eval.load import Model, check_served_tokenizer, file_digest, load_problems, open_embedded, open_served
+from apr.eval.plots import write_plots
+from apr.eval.report import render
+from apr.eval.runner import RecordFile, run_setting
+from apr.eval.settings import EvalConfig
+from apr.eval.summary import summarize_setting
+from apr.countdown.problems import Problem
+
+
+def open_model(fmt: str, config: EvalConfig, n_numbers: int) -> Model:
+    ref = config.models[fmt]
+    if config.backend_url:
+        return open_served(fmt, ref, url=config.backend_url, n_numbers=n_numbers, tokenizer=config.tokenizer,
+                           context_length=config.context_length)
+    return open_embedded(fmt, ref, n_numbers=n_numbers, tokenizer=config.tokenizer, max_batch=config.max_batch)
+
+
+async def run_all(config: EvalConfig, problems: list[Problem], models: dict[str, Model]) -> dict[str, list[Row]]:
+    """Every setting in order, each resuming from its own records."""
+    digest = file_digest(config.problems)
+    rows: dict[str, list[Row]] = {}
+    try:
+        for model in models.values():
+            if model.served:
+                await check_served_tokenizer(model, problems[0])
+        for setting in config.settings:
+            model = models[setting.fmt]
+            store = RecordFile(config.out, setting.name)
+            done = store.open({"setting": setting.to_dict(), "problems_file": digest, "model": model.identity,
+                               "seed": config.seed, "concurrency": config.concurrency,
+                               "max_batch": config.max_batch, "max_tokens": config.max_tokens}, config.fresh)
+            rows[setting.name] = await run_setting(setting, problems, model, store, done, seed=config.seed,
+                                                   concurrency=config.concurrency, max_tokens=config.max_tokens)
+    finally:
+        for model in models.values():
+            if model.served:
+                await model.backend.aclose()
+    return rows
+
+
+def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
+    """Run (or resume) the evaluation and write every output; returns the summary."""
+    problems = load_problems(config.problems, config.limit)
+    n_numbers = len(problems[0].nums)
+    models = {fmt: open_model(fmt, config, n_numbers) for fmt in sorted({s.fmt for s in config.settings})}
+    rows = asyncio.run(run_all(config, problems, models))
+    summaries = [summarize_setting(s, rows[s.name], models[s.fmt].context_length) for s in config.settings]
+    run = {
+        "command": command,
+        "problems_file": str(config.problems), "problems": len(problems), "n_numbers": n_numbers,
+        "models": {fmt: m.identity for fmt, m in models.items()},
+        "context_length": {fmt: m.context_length for fmt, m in models.items()},
+        "backend": f"OpenAI-compatible server {config.backend_url}" if config.backend_url
+        else f"embedded engine (max batch {config.max_batch})",
+        "seed": config.seed, "concurrency": config.concurrency, "max_tokens": config.max_tokens,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+                   f"with {torch.get_num_threads()} threads",
+        "wall_s": sum(s["wall_s"] for s in summaries),
+        "notes": [n for m in models.values() for n in m.notes],
+    }
+    summary = {"run": run, "settings": {s["setting"]["name"]: s for s in summaries}}
+    out = config.out
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "report.md", render(run, summaries).encode())
+    names = " / ".join(f"{'APR' if fmt == 'apr' else 'SoS+'} {m.identity.get('checkpoint') or m.identity['model']}"
+                       for fmt, m in models.items())
+    write_plots(out, summaries, f"This run: {names}\n{len(problems)} problems with {n_numbers} numbers")
+    return summary

@@ -1,0 +1,165 @@
+"""Problems and models for an evaluation, checked before any decoding starts.
+
+Mismatches do not crash later, they silently score zero: problems with a different number count
+than the model was trained on, a tokenizer that is not the model's, a server that tokenizes
+differently. Each is refused here with a message that says what differs and what to pass instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig
+
+from apr import grammar as g
+from apr.countdown.problems import Problem
+from apr.data.io import DataFileError, read_rows, require_fields
+from apr.models.loading import load_model
+from apr.runtime.backend import Backend, SamplingParams
+from apr.runtime.embedded import EmbeddedBackend, TokenCodec
+from apr.runtime.openai_backend import OpenAIBackend
+from apr.tokenizer import load_tokenizer
+from apr.train.checkpoint import META_FILE
+
+
+# -- problems ----------------------------------------------------------------------------------
+def load_problems(path: Path, limit: int | None = None) -> list[Problem]:
+    """The first ``limit`` problems of a problems file, all with the same number count."""
+    rows = read_rows(path)
+    if not rows:
+        raise DataFileError(f"{path}: no problems")
+    require_fields(path, rows, ("nums", "target"), "problems")
+    problems = []
+    for n, row in enumerate(rows):
+        try:
+            p = Problem.from_dict(row)
+        except ValueError as e:
+            raise DataFileError(f"{path}: row {n + 1}: {e}") from None
+        problems.append(Problem(p.nums, p.target, p.id or f"row-{n:07d}"))
+    counts = Counter(len(p.nums) for p in problems)
+    if len(counts) > 1:
+        raise DataFileError(f"{path} mixes problems with {', '.join(map(str, sorted(counts)))} numbers; "
+                            "evaluate one number count at a time")
+    ids = Counter(p.id for p in problems)
+    repeated = [i for i, c in ids.items() if c > 1]
+    if repeated:
+        raise DataFileError(f"{path}: problem id {repeated[0]!r} appears {ids[repeated[0]]} times; ids must be unique")
+    return problems[:limit]
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def trained_numbers(checkpoint: Path) -> int | None:
+    """How many numbers the checkpoint's training prompts had, if its training data can be found.
+
+    ``apr train`` records its data files in ``apr_train.json``, relative to where it ran; they are
+    looked up as written, then relative to the checkpoint's folder and each folder above it.
+    """
+    meta = checkpoint / META_FILE
+    if not meta.is_file():
+        return None
+    data = json.loads(meta.read_text()).get("config", {}).get("data", [])
+    for entry in data:
+        for base in (Path.cwd(), checkpoint, *checkpoint.resolve().parents):
+            candidate = base / entry
+            files = sorted(candidate.glob("*.jsonl")) if candidate.is_dir() else [candidate]
+            if files and files[0].is_file():
+                with open(files[0], encoding="utf-8") as f:
+                    row = json.loads(f.readline())
+                return len(g.parse_prompt(row["prompt"]).nums)
+    return None
+
+
+# -- models ------------------------------------------------------------------------------------
+@dataclass
+class Model:
+    """A model ready to decode: its backend, token counter, window, and what identifies it."""
+
+    fmt: str
+    backend: Backend
+    codec: TokenCodec
+    context_length: int
+    identity: dict[str, Any]
+    served: bool = False  # an OpenAI-compatible server: token counts come from our tokenizer
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, text: str) -> int:
+        return self.codec.count(text)
+
+
+def _tokenizer_for(ref: Path, override: str | None):
+    if override is not None:
+        return load_tokenizer(override)
+    return load_tokenizer(ref if (ref / "tokenizer.json").is_file() else None)
+
+
+def _check_numbers(fmt: str, ref: Path, n_numbers: int, notes: list[str]) -> None:
+    trained = trained_numbers(ref) if ref.is_dir() else None
+    if trained is None:
+        notes.append(f"{fmt}: training data of {ref} not found, number count not checked")
+    elif trained != n_numbers:
+        raise ValueError(f"the {fmt} model {ref} was trained on problems with {trained} numbers, "
+                         f"but these problems have {n_numbers}; evaluate it on a matching problems file")
+
+
+def _weights_digest(ref: Path) -> str:
+    weights = sorted(ref.glob("*.safetensors")) or sorted(ref.glob("*.bin")) or [ref / "config.json"]
+    h = hashlib.sha256()
+    for w in weights:
+        h.update(bytes.fromhex(file_digest(w)))
+    return h.hexdigest()[:16]
+
+
+def open_embedded(fmt: str, ref: str, *, n_numbers: int, tokenizer: str | None, max_batch: int) -> Model:
+    """A local checkpoint on the in-process engine (tokenizer and training task checked first)."""
+    path = Path(ref)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{fmt} checkpoint {path} does not exist; train one with `apr train sft` "
+                                f"or point --{fmt} at a checkpoint folder")
+    notes: list[str] = []
+    _check_numbers(fmt, path, n_numbers, notes)
+    tok = _tokenizer_for(path, tokenizer)
+    model = load_model(path, tok)  # refuses a tokenizer whose vocabulary or special ids differ
+    backend = EmbeddedBackend(model, tok, max_slots=max_batch)
+    return Model(fmt, backend, backend.codec, backend.context_length,
+                 {"checkpoint": str(path), "weights": _weights_digest(path)}, notes=notes)
+
+
+def open_served(fmt: str, ref: str, *, url: str, n_numbers: int, tokenizer: str | None,
+                context_length: int | None) -> Model:
+    """A model behind an OpenAI-compatible server; ``ref`` is its served name (a local folder of
+    that name also supplies the tokenizer, the window and the training-task check)."""
+    path = Path(ref)
+    notes: list[str] = []
+    if path.is_dir():
+        _check_numbers(fmt, path, n_numbers, notes)
+    codec = TokenCodec(_tokenizer_for(path, tokenizer) if path.is_dir() else load_tokenizer(tokenizer))
+    if context_length is None:
+        if not (path / "config.json").is_file():
+            raise ValueError(f"give --context-length for the served model {ref!r} (no local checkpoint of that name)")
+        context_length = AutoConfig.from_pretrained(path).max_position_embeddings
+    backend = OpenAIBackend(url, ref, count_tokens=codec.count, context_length=context_length)
+    return Model(fmt, backend, codec, context_length, {"server": url, "model": ref}, served=True, notes=notes)
+
+
+async def check_served_tokenizer(model: Model, problem: Problem) -> None:
+    """One 1-token request: the server must count the prompt as our tokenizer does (plus BOS)."""
+    prompt = (g.apr_prompt if model.fmt == "apr" else g.sosp_prompt)(problem.target, list(problem.nums))
+    gen = await model.backend.generate("apr-eval/probe", prompt, SamplingParams(max_tokens=1))
+    if gen.finish_reason == "error":
+        raise ValueError(f"the server did not answer for the {model.fmt} model: {gen.extra.get('error')}")
+    ours = model.count(prompt)
+    if gen.prompt_tokens not in (ours, ours + 1):
+        raise ValueError(f"tokenizer mismatch: the server counts {gen.prompt_tokens} tokens in a prompt our "
+                         f"tokenizer encodes as {ours} (+1 BOS); pass the served model's tokenizer with --tokenizer")

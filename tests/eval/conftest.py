@@ -1,0 +1,52 @@
+"""Fixtures: tiny random-weight checkpoints saved like trained ones, and a small problems file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from apr.models.loading import build_model
+from apr.tokenizer import load_tokenizer, save_tokenizer
+
+PROBLEMS = [([22, 26, 31, 53], 27), ([1, 4, 6, 8], 10), ([3, 5, 7, 2], 24), ([9, 2, 4, 30], 48),
+            ([12, 6, 5, 1], 16), ([8, 8, 3, 2], 14)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The machine's cores are shared with other jobs: one torch thread each runs faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tok():
+    return load_tokenizer()
+
+
+def write_problems(path: Path, problems=PROBLEMS) -> Path:
+    path.write_text("".join(json.dumps({"id": f"p{i}", "nums": n, "target": t}) + "\n"
+                            for i, (n, t) in enumerate(problems)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory, tok) -> dict[str, Path]:
+    """Two tiny checkpoints (tiny preset, 192-token context) with the files `apr train sft` writes."""
+    root = tmp_path_factory.mktemp("models")
+    sft = root / "sft.jsonl"  # what apr_train.json points at: 4-number prompts
+    row = {"prompt": "Current State: 27:[22, 26, 31, 53], Operations: []", "completion": "x"}
+    sft.write_text(json.dumps(row) + "\n")
+    out = {}
+    for seed, fmt in enumerate(("apr", "sosp")):
+        path = root / f"{fmt}-tiny"
+        build_model("tiny", tok, context_length=192, seed=seed).save_pretrained(path)
+        save_tokenizer(tok, path)
+        (path / "apr_train.json").write_text(json.dumps({"step": 0, "config": {"data": [str(sft)]}}))
+        out[fmt] = path
+    return out
