@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from apr.cli import _register, app
 from apr.models.loading import build_model
 from apr.tokenizer import load_tokenizer, save_tokenizer
 
+_register()
 PROBLEMS = [([22, 26, 31, 53], 27), ([1, 4, 6, 8], 10), ([3, 5, 7, 2], 24), ([9, 2, 4, 30], 48),
             ([12, 6, 5, 1], 16), ([8, 8, 3, 2], 14)]
 
@@ -27,6 +30,13 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tok():
     return load_tokenizer()
+
+
+def run(*args: str):
+    """``apr eval ARGS`` in-process; ``.text`` is the output with rich's line wrapping undone."""
+    result = CliRunner().invoke(app, ["eval", *args])
+    result.text = " ".join(result.output.split())
+    return result
 
 
 def write_problems(path: Path, problems=PROBLEMS) -> Path:

@@ -5,19 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from typer.testing import CliRunner
-
-from apr.cli import _register, app
-from tests.eval.conftest import write_problems
-
-_register()
-runner = CliRunner()
-
-
-def run(*args: str):
-    result = runner.invoke(app, ["eval", *args])
-    result.text = " ".join(result.output.split())  # rich wraps long lines
-    return result
+from tests.eval.conftest import run, write_problems
 
 
 def test_eval_writes_every_output(tmp_path, checkpoints):
