@@ -1,0 +1,110 @@
+"""The ``apr serve`` application: OpenAI-compatible completions and whole-tree APR solves on one engine.
+
+Every route runs on the event loop that drives the shared ``EmbeddedBackend``, so all requests in
+flight, completions and solve threads alike, decode in the same engine batch. A request whose client
+disconnects is cancelled, which frees its engine sequences at once instead of decoding for nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, TypeVar
+
+from fastapi import FastAPI, Request, Response
+
+from apr.runtime.backend import SamplingParams
+from apr.runtime.embedded import EmbeddedBackend
+from apr.runtime.orchestrator import SolveConfig, verify_countdown
+from apr.serve import errors
+from apr.serve.completions import Completer
+from apr.serve.countdown import check_problem, solve_problem
+from apr.serve.errors import APIError
+from apr.serve.schemas import CompletionRequest, SolveRequest
+
+T = TypeVar("T")
+CLIENT_CLOSED = 499  # nginx's status for a request whose client went away; nobody receives it
+
+
+class ClientGone(Exception):
+    """The client disconnected before its response was ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (the body is already read, so the next message says so)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``; if the client disconnects first, cancel it and raise ClientGone."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise ClientGone
+        return task.result()
+    finally:
+        gone.cancel()
+        task.cancel()
+
+
+def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity: int | None = None) -> FastAPI:
+    """The server over ``backend``; ``cache_capacity`` finished requests stay reusable (default: its slots)."""
+    app = FastAPI(title="apr serve")
+    errors.install(app)
+    completer = Completer(backend, model_name, cache_capacity or backend.engine.max_slots)
+    created = int(time.time())
+    requests = {"running": 0, "finished": 0, "cancelled": 0, "failed": 0}
+
+    async def tracked(request: Request, work: Awaitable[T]) -> T:
+        """Run a request's work until its client leaves, counting how requests end."""
+        requests["running"] += 1
+        outcome = "failed"
+        try:
+            result = await until_disconnect(request, work)
+            outcome = "finished"
+            return result
+        except ClientGone:
+            outcome = "cancelled"
+            raise
+        finally:
+            requests["running"] -= 1
+            requests[outcome] += 1
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(_: Request, __: ClientGone) -> Response:
+        return Response(status_code=CLIENT_CLOSED)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": model_name, "requests": dict(requests),
+                "engine_busy": backend.engine.has_work(), "cached_sessions": len(completer.cache)}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        card = {"id": model_name, "object": "model", "created": created, "owned_by": "apr",
+                "max_model_len": backend.context_length}
+        return {"object": "list", "data": [card]}
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request) -> dict[str, Any]:
+        ids = completer.admit(body)
+        gen = await tracked(request, completer.generate(body, ids))
+        return completer.response(body, gen)
+
+    @app.post("/v1/apr/solve")
+    async def solve(body: SolveRequest, request: Request) -> dict[str, Any]:
+        try:
+            problem = check_problem(body.nums, body.target)
+        except ValueError as e:
+            raise APIError(400, str(e), "invalid_problem") from None
+        config = SolveConfig(sampling=SamplingParams(temperature=body.temperature, seed=body.seed),
+                             limits=body.limits, verify=verify_countdown)
+        result = await tracked(request, solve_problem(problem, backend, config, body.sub_call_budget))
+        return {"model": model_name, **result.to_dict()}
+
+    return app

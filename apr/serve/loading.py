@@ -1,0 +1,54 @@
+"""Which model a server or a solve run uses, and the embedded backend over it.
+
+The default is the bundled APR model, ``models/apr-cpu`` in the repository, found relative to this
+package (not the working directory) so ``apr serve`` and ``apr solve`` work from anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apr.runtime.embedded import EmbeddedBackend
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "apr-cpu"
+
+
+def resolve_model(path: Path | None) -> Path:
+    """The checkpoint directory to load: ``path``, its ``final/`` (a training run), or the bundled model."""
+    if path is None:
+        path = DEFAULT_MODEL
+        if not _checkpoint(path):
+            raise FileNotFoundError(f"the bundled APR model is missing ({path}): train one (docs/training.md) "
+                                    "and put it there, or pass --model PATH")
+    found = _checkpoint(path)
+    if found is None:
+        raise FileNotFoundError(f"{path} is not a model checkpoint (no config.json in it or in {path / 'final'})")
+    return found
+
+
+def _checkpoint(path: Path) -> Path | None:
+    for candidate in (path, path / "final"):
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def load_backend(path: Path, max_slots: int, threads: int | None = None) -> EmbeddedBackend:
+    """The checkpoint on the CPU, with its own tokenizer if it ships one.
+
+    ``threads`` sets torch's CPU threads for the process. Small models decode in ~1 ms steps,
+    where spare threads buy little and, on a busy machine, threads waiting for each other can
+    make every step tens of times slower.
+    """
+    import torch  # only once a model is really needed: importing it takes seconds
+
+    from apr.models.loading import load_model
+    from apr.runtime.embedded import EmbeddedBackend
+    from apr.tokenizer import load_tokenizer
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    tokenizer = load_tokenizer(path if (path / "tokenizer.json").is_file() else None)
+    return EmbeddedBackend(load_model(path, tokenizer), tokenizer, max_slots=max_slots)

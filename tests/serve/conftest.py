@@ -1,0 +1,60 @@
+"""Servers for the serving tests: ``apr serve``'s app over loopback, on tiny saved checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from openai import OpenAI
+
+from apr.runtime.embedded import EmbeddedBackend
+from apr.serve.app import create_app
+from apr.serve.loading import load_backend
+from tests.loopback import Loopback
+from tests.serve.models import save_memorised, save_random
+
+NAME = "tiny"
+
+
+@dataclass
+class Served:
+    path: Path  # the checkpoint folder the server loaded
+    backend: EmbeddedBackend  # the server's engine, for checks on its state
+    server: Loopback
+
+    def client(self, **kwargs) -> OpenAI:
+        return OpenAI(base_url=self.server.url, api_key="x", max_retries=0, **kwargs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The test machine's cores are shared: threads waiting for each other slow tiny models ~30x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _serve(path: Path):
+    backend = load_backend(path, max_slots=8)
+    with Loopback(create_app(backend, NAME)) as server:
+        yield Served(path, backend, server)
+
+
+@pytest.fixture(scope="session")
+def random_dir(tmp_path_factory) -> Path:
+    return save_random(tmp_path_factory.mktemp("random"))
+
+
+@pytest.fixture(scope="session")
+def served(random_dir):
+    """A random-weight tiny Llama behind ``apr serve``."""
+    yield from _serve(random_dir)
+
+
+@pytest.fixture(scope="session")
+def served_apr(tmp_path_factory):
+    """A tiny Llama that writes one APR demonstration (``tests.serve.models.PROBLEM``), behind ``apr serve``."""
+    yield from _serve(save_memorised(tmp_path_factory.mktemp("memorised")))
