@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from apr import grammar as g
 from apr.countdown.rules import combine
@@ -132,32 +132,42 @@ def sosp(nums: list[int], target: int, beam_size: int, rng: random.Random, p_dfs
     return "\n".join(out) + "\n"
 
 
+def _best_first(open_set: list[tuple[int, Node]], beam: int, out: list[str]) -> Iterator[Node]:
+    """The hybrid search's expansion order: rounds of up to ``beam`` nodes popped best first.
+
+    Writes the ``Moving to Node`` line before each next node: within a round, the round's next
+    node; after a round, the heap's best. Callers push successors onto ``open_set`` as they go.
+    """
+    while open_set:
+        current = [heapq.heappop(open_set)[1] for _ in range(min(beam, len(open_set)))]
+        for idx, node in enumerate(current):
+            yield node
+            if idx < len(current) - 1:
+                out.append(g.move_line(current[idx + 1].id))
+        if open_set:
+            out.append(g.move_line(open_set[0][1].id))
+
+
 def _sosp(start: Node, root: Node, target: int, beam: int, rng: random.Random, p: float, level: int,
           out: list[str]) -> bool:
     open_set = [(start.h, start)]
-    while open_set:
-        current = [heapq.heappop(open_set) for _ in range(min(beam, len(open_set)))]
-        for idx, (_, node) in enumerate(current):
-            out.append(g.state_line(target, node.nums, node.ops))
-            goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
-            if goal is not None:
-                out.extend(path_lines(goal, root, target))
-                return True
-            double_down = rng.random() < p
-            for kid in explore:
-                if double_down:
-                    out.append(f"Start Sub Search at level {level + 1}: {g.move_line(kid.id)}")
-                    found = _sosp(kid, root, target, beam, rng, p, level + 1, out)
-                    out.append(f"Exit Sub Search at level {level + 1}")
-                    if found:
-                        return True
-                    out.append("No solution found in sub search")
-                else:
-                    heapq.heappush(open_set, (kid.h, kid))
-            if idx < len(current) - 1:
-                out.append(g.move_line(current[idx + 1][1].id))
-        if open_set:
-            out.append(g.move_line(open_set[0][1].id))
+    for node in _best_first(open_set, beam, out):
+        out.append(g.state_line(target, node.nums, node.ops))
+        goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
+        if goal is not None:
+            out.extend(path_lines(goal, root, target))
+            return True
+        double_down = rng.random() < p
+        for kid in explore:
+            if double_down:
+                out.append(f"Start Sub Search at level {level + 1}: {g.move_line(kid.id)}")
+                found = _sosp(kid, root, target, beam, rng, p, level + 1, out)
+                out.append(f"Exit Sub Search at level {level + 1}")
+                if found:
+                    return True
+                out.append("No solution found in sub search")
+            else:
+                heapq.heappush(open_set, (kid.h, kid))
     out.append(g.NO_SOLUTION)
     return False
 
@@ -192,38 +202,31 @@ def _apr_thread(start: Node, target: int, beam: int, s: AprSettings, rng: random
             thread.add_span("gen", "\n".join(out) + "\n")
         out.clear()
 
+    def finish(goal: Node | None) -> tuple[Thread, Node | None]:
+        if goal is not None:
+            out.extend(path_lines(goal, start, target))
+        else:
+            out.append(g.NO_SOLUTION)
+        flush()
+        thread.finish_reason = "eos"
+        return thread, goal
+
     open_set = [(start.h, start)]
-    while open_set:
-        current = [heapq.heappop(open_set) for _ in range(min(beam, len(open_set)))]
-        for idx, (_, node) in enumerate(current):
-            if node is not start:
-                out.append(g.state_line(target, node.nums, node.ops))
-            goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
-            if goal is not None:
-                out.extend(path_lines(goal, start, target))
-                flush()
-                thread.finish_reason = "eos"
-                return thread, goal
-            spawn = level < s.max_depth and len(explore) > 1 and rng.random() < s.p_spawn
-            if spawn:
-                found = _spawn(thread, explore, target, s, rng, level, flush)
-                if found is not None:
-                    out.append(g.goal_line(target, target))
-                    out.extend(path_lines(found, start, target))
-                    flush()
-                    thread.finish_reason = "eos"
-                    return thread, found
-            else:
-                for kid in explore:
-                    heapq.heappush(open_set, (kid.h, kid))
-            if idx < len(current) - 1:
-                out.append(g.move_line(current[idx + 1][1].id))
-        if open_set:
-            out.append(g.move_line(open_set[0][1].id))
-    out.append(g.NO_SOLUTION)
-    flush()
-    thread.finish_reason = "eos"
-    return thread, None
+    for node in _best_first(open_set, beam, out):
+        if node is not start:
+            out.append(g.state_line(target, node.nums, node.ops))
+        goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
+        if goal is not None:
+            return finish(goal)
+        if level < s.max_depth and len(explore) > 1 and rng.random() < s.p_spawn:
+            found = _spawn(thread, explore, target, s, rng, level, flush)
+            if found is not None:
+                out.append(g.goal_line(target, target))
+                return finish(found)
+        else:
+            for kid in explore:
+                heapq.heappush(open_set, (kid.h, kid))
+    return finish(None)
 
 
 def _spawn(thread: Thread, explore: list[Node], target: int, s: AprSettings, rng: random.Random, level: int,
