@@ -14,12 +14,14 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so that `apr --help` stays fast and each stage owns its own module.
-    from apr.cli import ask, data, train
+    from apr.cli import ask, data, serve, solve, train
     from apr.cli import eval as eval_cli
 
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
     app.command("ask")(ask.ask)
+    app.command("solve", context_settings=solve.CONTEXT)(solve.solve)
+    app.command("serve")(serve.serve)
     app.command("eval")(eval_cli.eval_cmd)
 
 

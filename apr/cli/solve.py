@@ -1,0 +1,237 @@
+"""``apr solve TARGET NUMBERS...``: one Countdown problem by adaptive parallel reasoning, shown in full.
+
+Runs the bundled APR model on the CPU with the embedded engine (or any OpenAI-compatible server
+with ``--backend-url``, or the symbolic APR solver with ``--symbolic``), then prints the thread
+tree, each thread's tokens and timing, the critical path, the verified answer or the verifier's
+reason for rejecting it, and the run's metrics. Exit status: 0 with a verified answer, 1 without,
+2 for bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from apr.cli.common import fail_cleanly
+from apr.cli.serve import THREADS_HELP
+from apr.countdown.problems import Problem
+from apr.grammar import answer_path
+from apr.runtime.backend import Backend, SamplingParams
+from apr.runtime.limits import Limits
+from apr.runtime.orchestrator import SolveConfig, runtime_metrics, verify_countdown
+from apr.serve.countdown import SolveResult, check_problem, judge, solve_problem
+from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
+from apr.threads import Thread, TokenCounter, critical_path
+from apr.viz.tree import html_page, rich_view
+
+console = Console()
+errors = Console(stderr=True)
+_INTEGER = re.compile(r"-?[0-9]+")
+# "-5" is not an option here but a (rejected) negative number: let it through to parse_numbers.
+CONTEXT = {"ignore_unknown_options": True}
+
+
+def parse_numbers(values: list[str]) -> Problem:
+    """TARGET then the input numbers, as in the paper's Fig. 1 (``27 22 26 31 53``)."""
+    bad = [v for v in values if not _INTEGER.fullmatch(v)]
+    if bad:
+        raise ValueError(f"not an integer: {bad[0]!r} (usage: apr solve TARGET NUMBERS...)")
+    target, *nums = map(int, values)
+    return check_problem(nums, target)
+
+
+@fail_cleanly
+def solve(
+    values: list[str] = typer.Argument(..., metavar="TARGET NUMBERS...", show_default=False,
+                                       help="The target, then the numbers to combine, e.g. 27 22 26 31 53."),
+    model: Optional[Path] = typer.Option(None, "--model", help=f"Checkpoint directory (or a training run with "
+                                         f"final/). Default: the bundled {DEFAULT_MODEL.name} model."),
+    backend_url: Optional[str] = typer.Option(None, help="Use this OpenAI-compatible server (e.g. "
+                                              "http://127.0.0.1:8000/v1 from apr serve) instead of the embedded engine."),
+    served_model_name: Optional[str] = typer.Option(None, help="Model name on --backend-url; default: its only model."),
+    symbolic: bool = typer.Option(False, help="Run the symbolic APR solver instead of a model."),
+    sub_call_budget: Optional[int] = typer.Option(None, min=0, help="Prefix the prompt with 'Sub Call Budget: N ' "
+                                                  "(--symbolic: the parent's beam, i.e. children per spawn)."),
+    temperature: float = typer.Option(0.0, min=0.0, max=2.0, help="0 = greedy (the paper's default)."),
+    seed: Optional[int] = typer.Option(None, help="Sampling seed (also the symbolic solver's)."),
+    max_depth: int = typer.Option(Limits.max_depth, min=0, help="Spawn nesting: 1 = only the root spawns (the paper)."),
+    max_children: int = typer.Option(Limits.max_children, min=0, help="Children run per spawn."),
+    max_threads: int = typer.Option(Limits.max_threads, min=1, help="Threads in the tree, root included."),
+    max_spawns: int = typer.Option(Limits.max_spawns, min=0, help="Spawns per thread."),
+    max_total_tokens: int = typer.Option(Limits.max_total_tokens, min=1, help="Decoded tokens, all threads together."),
+    timeout: Optional[float] = typer.Option(None, min=0.1, help="Wall-clock seconds for the whole tree."),
+    max_slots: int = typer.Option(32, min=1, help="Embedded engine: sequences decoded together."),
+    cpu_threads: Optional[int] = typer.Option(None, min=1, help=THREADS_HELP),
+    show_text: bool = typer.Option(False, help="Print every thread's text in the tree."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result and thread tree as JSON here."),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML view of the tree here."),
+) -> None:
+    """Solve a Countdown problem: reach TARGET from NUMBERS with + - * /, each number used once."""
+    problem = parse_numbers(values)
+    if symbolic and (model or backend_url):
+        raise ValueError("--symbolic runs no model: leave out --model and --backend-url")
+    if symbolic and sub_call_budget == 0:
+        raise ValueError("with --symbolic, --sub-call-budget is the parent's beam and must be >= 1")
+    if model and backend_url:
+        raise ValueError("--model and --backend-url exclude each other")
+    if backend_url and not backend_url.startswith(("http://", "https://")):
+        raise ValueError(f"--backend-url must start with http:// or https://, got {backend_url!r}")
+    limits = Limits(max_children=max_children, max_depth=max_depth, max_threads=max_threads, max_spawns=max_spawns,
+                    max_total_tokens=max_total_tokens, timeout_s=timeout)
+    if symbolic:
+        source, count = "symbolic APR solver", _bundled_counter()
+        tree = _symbolic(problem, sub_call_budget, limits.max_depth, seed or 0)
+        recount(tree, count)
+        result = judge(problem, tree)
+    else:
+        backend, source, count = _backend(model, backend_url, served_model_name, max_slots, cpu_threads)
+        result = asyncio.run(_run(problem, backend, _config(temperature, seed, limits), sub_call_budget))
+        if backend_url:
+            recount(result.tree, count)  # OpenAIBackend returns no token ids, so the tree has no counts
+    _report(result, source, count, show_text)
+    _write_outputs(result, source, count, json_path, html_path)
+    if not result.verdict.ok:
+        raise typer.Exit(1)
+
+
+# -- running -----------------------------------------------------------------------------------
+def _bundled_counter() -> TokenCounter:
+    """Token counts with the bundled tokenizer (imported here: transformers is slow to import)."""
+    from apr.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _backend(model: Path | None, url: str | None, name: str | None, max_slots: int,
+             cpu_threads: int | None) -> tuple[Backend, str, TokenCounter]:
+    """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``."""
+    if url:
+        from apr.runtime.openai_backend import OpenAIBackend
+
+        count = _bundled_counter()
+        name, context = _remote_model(url, name)
+        return OpenAIBackend(url, name, count, context), f"{name} at {url}", count
+    path = resolve_model(model)
+    backend = load_backend(path, max_slots, cpu_threads)
+    return backend, f"{path} (embedded engine, {backend.engine.device})", backend.count_tokens
+
+
+def _remote_model(url: str, name: str | None) -> tuple[str, int]:
+    """The server's model name and context window (vLLM and apr serve report ``max_model_len``)."""
+    from openai import OpenAI, OpenAIError
+
+    try:
+        cards = OpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=10).models.list().data
+    except OpenAIError as e:
+        raise ValueError(f"cannot list the models of {url}: {e}") from None
+    names = [c.id for c in cards]
+    if name is None:
+        if len(names) != 1:
+            raise ValueError(f"{url} serves {names or 'no models'}: pick one with --served-model-name")
+        name = names[0]
+    card = next((c for c in cards if c.id == name), None)
+    if card is None:
+        raise ValueError(f"{url} has no model {name!r}; it serves {names}")
+    return name, int((card.model_extra or {}).get("max_model_len") or 4096)
+
+
+def _config(temperature: float, seed: int | None, limits: Limits) -> SolveConfig:
+    return SolveConfig(sampling=SamplingParams(temperature=temperature, seed=seed), limits=limits,
+                       verify=verify_countdown)
+
+
+async def _run(problem: Problem, backend: Backend, config: SolveConfig, sub_call_budget: int | None) -> SolveResult:
+    try:
+        return await solve_problem(problem, backend, config, sub_call_budget)
+    finally:
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _symbolic(problem: Problem, beam: int | None, max_depth: int, seed: int) -> Thread:
+    """The data generator's APR search (``apr.countdown.search``): a tree in the model's format."""
+    from apr.countdown.search import AprSettings, apr_search
+
+    beam = beam or 10  # the released generator's widest beam
+    start = time.perf_counter()
+    tree = apr_search(list(problem.nums), problem.target,
+                      AprSettings(beam_size=beam, sub_beam_size=max(beam, 15), max_depth=max_depth),
+                      random.Random(seed))
+    tree.meta["wall_s"] = time.perf_counter() - start
+    return tree
+
+
+def recount(root: Thread, count: TokenCounter) -> None:
+    """Count every prompt and span with the tokenizer (the symbolic solver and remote servers give none)."""
+    for thread in root.walk():
+        thread.prompt_tokens = count(thread.prompt)
+        for span in thread.spans:
+            span.n_tokens = count(span.text)
+    root.meta["metrics"] = runtime_metrics(root).to_dict()
+
+
+# -- output ------------------------------------------------------------------------------------
+def _report(result: SolveResult, source: str, count: TokenCounter, show_text: bool) -> None:
+    p, tree = result.problem, result.tree
+    console.print(f"[bold]apr solve[/]: reach {p.target} from {list(p.nums)} · {escape(source)}")
+    console.print(rich_view(tree, count, show_text, extra=_extra(result)))
+    console.print(_thread_table(tree, count))
+    tokens, path = critical_path(tree, count)
+    console.print(f"critical path: {' → '.join(path)} ({tokens} sequential tokens)")
+    if result.verdict.ok:
+        console.print(f"[bold green]answer: {result.expression}[/]  (verified: {', '.join(result.verdict.operations)})")
+    else:
+        note = "" if result.solvable else " (and the problem has no solution)"
+        console.print(f"[bold red]no valid answer[/]: {escape(str(result.verdict))}{note}")
+
+
+def _extra(result: SolveResult) -> dict[str, Any]:
+    m = runtime_metrics(result.tree)
+    extra = {"wall time": f"{m.wall_s:.2f} s"}
+    if m.prefill_tokens or m.cached_tokens:  # a model ran (the symbolic solver prefills nothing)
+        extra["prompt tokens prefilled / from cache"] = f"{m.prefill_tokens} / {m.cached_tokens}"
+    return extra
+
+
+def _thread_table(root: Thread, count: TokenCounter) -> Table:
+    """Per thread: tokens, when it ran (seconds since the start), how it ended, its answer (✓ verified)."""
+    table = Table(title="threads (tokens; seconds since the start)", title_justify="left")
+    for column in ("thread", "node", "prompt", "generated", "start", "end", "finish", "answer"):
+        table.add_column(column, justify="left" if column in ("thread", "node", "finish") else "right")
+    for t in root.walk():
+        path = answer_path(t.context())
+        answer = "–" if path is None else "✓" if verify_countdown(t.prompt, path) else "✗"
+        table.add_row(t.id, str(t.meta.get("node", "0")), str(t.prompt_token_count(count)),
+                      str(t.generated_tokens(count)), _seconds(t.meta.get("t_start")), _seconds(t.meta.get("t_end")),
+                      t.finish_reason or "–", answer)
+    return table
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _write_outputs(result: SolveResult, source: str, count: TokenCounter, json_path: Path | None,
+                   html_path: Path | None) -> None:
+    if json_path is not None:
+        json_path.write_text(json.dumps({"source": source, **result.to_dict()}, indent=1, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+        console.print(f"wrote {escape(str(json_path))}")
+    if html_path is not None:
+        p = result.problem
+        extra = {"answer": result.expression or str(result.verdict), **_extra(result)}
+        html_path.write_text(html_page(result.tree, f"apr solve: {p.target} from {list(p.nums)}", count, extra),
+                             encoding="utf-8")
+        console.print(f"wrote {escape(str(html_path))}")

@@ -1,0 +1,108 @@
+"""``apr solve``: the symbolic solver, a tiny model in-process and over ``apr serve``, and clean bad-input errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from apr.cli import solve
+from apr.serve.app import create_app
+from apr.serve.loading import load_backend
+from tests.loopback import Loopback
+from tests.serve.models import save_random
+
+app = typer.Typer()
+app.command(context_settings=solve.CONTEXT)(solve.solve)
+FIG1 = ["27", "22", "26", "31", "53"]  # target 27 from 22, 26, 31, 53 (the paper's Fig. 1)
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return save_random(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_torch_threads():
+    """The runs below use --cpu-threads 1, which is process-wide: give the next tests their threads back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_symbolic_prints_the_tree_answer_and_metrics(tmp_path):
+    out, page = tmp_path / "tree.json", tmp_path / "tree.html"
+    r = invoke(*FIG1, "--symbolic", "--json", str(out), "--html", str(page))
+    assert r.exit_code == 0, r.output
+    assert "reach 27 from [22, 26, 31, 53]" in r.output and "symbolic APR solver" in r.output
+    assert "spawn 1: 10 children" in r.output and "sequential tokens (critical path)" in r.output
+    assert "critical path: 0 → 0." in r.output
+    assert "answer: 26 + ((53 - 22) / 31) = 27" in r.output
+    result = json.loads(out.read_text())
+    assert result["verified"] and result["operations"] == ["53-22=31", "31/31=1", "26+1=27"]
+    metrics = result["metrics"]
+    assert metrics["n_threads"] == 11 and 0 < metrics["sequential_tokens"] < metrics["generated_tokens"]
+    assert len(result["tree"]["spawns"][0]) == 10
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and "thread 0.9" in html and "26 + ((53 - 22) / 31) = 27" in html
+
+
+def test_symbolic_sub_call_budget_is_the_parent_beam(tmp_path):
+    out = tmp_path / "tree.json"
+    r = invoke(*FIG1, "--symbolic", "--sub-call-budget", "2", "--json", str(out))
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(out.read_text())["tree"]["spawns"][0]) <= 2
+
+
+def test_a_model_run_reports_tokens_timing_and_the_verifiers_reason(tiny, tmp_path):
+    out = tmp_path / "run.json"
+    r = invoke(*FIG1, "--model", str(tiny), "--sub-call-budget", "3", "--max-total-tokens", "40",
+               "--cpu-threads", "1", "--json", str(out))
+    assert r.exit_code == 1, r.output  # a random model finds no answer
+    assert "embedded engine" in r.output and "threads (tokens; seconds since the start)" in r.output
+    assert "no valid answer: no_answer: the trace does not restate a solution path" in r.output
+    result = json.loads(out.read_text())
+    assert result["prompt"].startswith("Sub Call Budget: 3 Moving to Node #0\nCurrent State: 27:[22, 26, 31, 53]")
+    assert not result["verified"] and result["failure"] == "no_answer"
+    assert 0 < result["metrics"]["generated_tokens"] <= 40 and result["metrics"]["wall_s"] > 0
+    assert result["tree"]["finish_reason"] == "budget"
+
+
+def test_backend_url_runs_against_apr_serve(tiny, tmp_path):
+    out = tmp_path / "run.json"
+    with Loopback(create_app(load_backend(tiny, max_slots=4, threads=1), "tiny")) as server:
+        r = invoke(*FIG1, "--backend-url", server.url, "--max-total-tokens", "30", "--json", str(out))
+    assert r.exit_code == 1, r.output
+    assert f"tiny at {server.url}" in r.output
+    result = json.loads(out.read_text())
+    assert result["tree"]["spans"] and result["metrics"]["generated_tokens"] > 0  # counted by the tokenizer
+
+
+@pytest.mark.parametrize("args,message", [
+    (["27", "22", "x"], "not an integer: 'x'"),
+    (["27", "22", "2.5", "3"], "not an integer: '2.5'"),
+    (["27", "22", "-5", "3"], "numbers must be non-negative"),
+    (["27", "22"], "at least 2 numbers"),
+    (["500", "1", "2"], "target must be in 10..100"),
+    (["27", "1", "200"], "numbers must be in 1..99"),
+    (["27", "1", "2", "--symbolic", "--model", "m"], "--symbolic runs no model"),
+    (["27", "1", "2", "--model", "m", "--backend-url", "http://127.0.0.1:9/v1"], "exclude each other"),
+    (["27", "1", "2", "--model", "no/such/dir"], "not a model checkpoint"),
+    (["27", "1", "2", "--backend-url", "127.0.0.1:9"], "must start with http"),
+    (["27", "1", "2", "--backend-url", "http://127.0.0.1:9/v1"], "cannot list the models of http://127.0.0.1:9/v1"),
+])
+def test_bad_input_is_one_clear_line(args, message):
+    r = invoke(*args)
+    assert r.exit_code == 2
+    assert r.output.startswith("error: ") and r.output.count("error:") == 1  # one message, no usage dump
+    assert message in " ".join(r.output.split())  # rich wraps long lines at the terminal's width
