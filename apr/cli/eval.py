@@ -63,6 +63,8 @@ def eval_cmd(
     concurrency: int = typer.Option(1, min=1, help="Problems in flight at once (all samples of a problem run "
                                     "together). 1 measures latency; more gives throughput."),
     max_batch: int = typer.Option(32, min=1, help="Embedded engine: sequences decoded per step."),
+    dtype: Optional[str] = typer.Option(None, help="Embedded engine weights: float32 or bfloat16 (faster on CPUs "
+                                        "with AMX/AVX512-BF16). [default: float32]"),
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Tokens per LM call. [default: the model's context]"),
     backend_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible /v1 server instead of the "
                                               "embedded engine, e.g. http://localhost:8000/v1."),
@@ -70,6 +72,8 @@ def eval_cmd(
                                             "bundled one]"),
     context_length: Optional[int] = typer.Option(None, min=2, help="Served models: the server's context window. "
                                                  "[default: the local checkpoint's]"),
+    threads: Optional[int] = typer.Option(None, min=1, help="Torch CPU threads. On a machine shared with other "
+                                          "jobs, 1 avoids thread oversubscription. [default: torch's]"),
     fresh: bool = typer.Option(False, help="Discard earlier results of these settings instead of resuming."),
 ) -> None:
     """Evaluate APR and/or SoS+ checkpoints on a problems file: accuracy, tokens, latency, figures."""
@@ -94,8 +98,14 @@ def eval_cmd(
                         settings=tuple(settings), models=models, backend_url=opt.get("backend_url"),
                         tokenizer=opt.get("tokenizer"), context_length=opt.get("context_length"),
                         limit=opt.get("limit"), seed=seed, concurrency=concurrency, max_batch=max_batch,
+                        dtype=opt.get("dtype", "float32"),
                         max_tokens=opt.get("max_tokens"), fresh=fresh)
+    import torch
+
     from apr.eval.harness import evaluate  # torch and the runtime load only once the options are valid
+
+    if opt.get("threads"):
+        torch.set_num_threads(opt["threads"])
 
     _print(evaluate(config, _command(opt)), config.out)
 

@@ -29,7 +29,8 @@ def open_model(fmt: str, config: EvalConfig, n_numbers: int) -> Model:
     if config.backend_url:
         return open_served(fmt, ref, url=config.backend_url, n_numbers=n_numbers, tokenizer=config.tokenizer,
                            context_length=config.context_length)
-    return open_embedded(fmt, ref, n_numbers=n_numbers, tokenizer=config.tokenizer, max_batch=config.max_batch)
+    return open_embedded(fmt, ref, n_numbers=n_numbers, tokenizer=config.tokenizer, max_batch=config.max_batch,
+                         dtype=config.dtype)
 
 
 async def run_all(config: EvalConfig, problems: list[Problem], models: dict[str, Model]) -> dict[str, list[Row]]:
@@ -45,7 +46,8 @@ async def run_all(config: EvalConfig, problems: list[Problem], models: dict[str,
             store = RecordFile(config.out, setting.name)
             done = store.open({"setting": setting.to_dict(), "problems_file": digest, "model": model.identity,
                                "seed": config.seed, "concurrency": config.concurrency,
-                               "max_batch": config.max_batch, "max_tokens": config.max_tokens}, config.fresh)
+                               "max_batch": config.max_batch, "dtype": config.dtype,
+                               "max_tokens": config.max_tokens}, config.fresh)
             rows[setting.name] = await run_setting(setting, problems, model, store, done, seed=config.seed,
                                                    concurrency=config.concurrency, max_tokens=config.max_tokens)
     finally:
@@ -60,6 +62,7 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
     problems = load_problems(config.problems, config.limit)
     n_numbers = len(problems[0].nums)
     models = {fmt: open_model(fmt, config, n_numbers) for fmt in sorted({s.fmt for s in config.settings})}
+    load_before = os.getloadavg()[0]
     rows = asyncio.run(run_all(config, problems, models))
     summaries = [summarize_setting(s, rows[s.name], models[s.fmt].context_length) for s in config.settings]
     run = {
@@ -68,10 +71,11 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
         "models": {fmt: m.identity for fmt, m in models.items()},
         "context_length": {fmt: m.context_length for fmt, m in models.items()},
         "backend": f"OpenAI-compatible server {config.backend_url}" if config.backend_url
-        else f"embedded engine (max batch {config.max_batch})",
+        else f"embedded engine ({config.dtype}, max batch {config.max_batch})",
         "seed": config.seed, "concurrency": config.concurrency, "max_tokens": config.max_tokens,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
                    f"with {torch.get_num_threads()} threads",
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # 1-minute, before and after
         "wall_s": sum(s["wall_s"] for s in summaries),
         "notes": [n for m in models.values() for n in m.notes],
     }

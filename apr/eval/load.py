@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoConfig
 
 from apr import grammar as g
@@ -121,7 +122,8 @@ def _weights_digest(ref: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def open_embedded(fmt: str, ref: str, *, n_numbers: int, tokenizer: str | None, max_batch: int) -> Model:
+def open_embedded(fmt: str, ref: str, *, n_numbers: int, tokenizer: str | None, max_batch: int,
+                  dtype: str = "float32") -> Model:
     """A local checkpoint on the in-process engine (tokenizer and training task checked first)."""
     path = Path(ref)
     if not path.is_dir():
@@ -130,7 +132,7 @@ def open_embedded(fmt: str, ref: str, *, n_numbers: int, tokenizer: str | None, 
     notes: list[str] = []
     _check_numbers(fmt, path, n_numbers, notes)
     tok = _tokenizer_for(path, tokenizer)
-    model = load_model(path, tok)  # refuses a tokenizer whose vocabulary or special ids differ
+    model = load_model(path, tok, dtype=getattr(torch, dtype))  # refuses a tokenizer that does not fit
     backend = EmbeddedBackend(model, tok, max_slots=max_batch)
     return Model(fmt, backend, backend.codec, backend.context_length,
                  {"checkpoint": str(path), "weights": _weights_digest(path)}, notes=notes)

@@ -29,7 +29,9 @@ def _run_section(run: dict[str, Any]) -> str:
         f"- Backend: {run['backend']}; seed {run['seed']}; max tokens per call: {run['max_tokens'] or 'the context'}",
         f"- Concurrency: {run['concurrency']} problem(s) in flight, all samples of a problem together "
         f"(latency = a sample's wall clock under that load; see docs/evaluation.md)",
-        f"- Machine: {run['machine']}; total wall clock of the settings: {run['wall_s'] / 60:.1f} min",
+        f"- Machine: {run['machine']}; load average {run['load_average'][0]} before the run and "
+        f"{run['load_average'][1]} after (other jobs on the cores slow decoding and inflate latency)",
+        f"- Wall clock of the settings (this run and any it resumed): {run['wall_s'] / 60:.1f} min",
     ]
     lines += [f"- Note: {n}" for n in run["notes"]]
     return "\n".join(lines)

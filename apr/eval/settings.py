@@ -117,12 +117,15 @@ class EvalConfig:
     seed: int = 0
     concurrency: int = 1  # problems in flight; all samples of a problem run together
     max_batch: int = 32  # embedded engine: sequences decoded per step
+    dtype: str = "float32"  # embedded engine weights: float32 or bfloat16
     max_tokens: int | None = None  # per LM call; None: the model's context
     fresh: bool = False  # discard earlier results of these settings instead of resuming
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.max_batch < 1:
             raise ValueError("concurrency and max_batch must be >= 1")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         missing = sorted({s.fmt for s in self.settings} - set(self.models))
