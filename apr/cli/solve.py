@@ -35,7 +35,6 @@ from apr.threads import Thread, TokenCounter, critical_path
 from apr.viz.tree import html_page, rich_view
 
 console = Console()
-errors = Console(stderr=True)
 _INTEGER = re.compile(r"-?[0-9]+")
 # "-5" is not an option here but a (rejected) negative number: let it through to parse_numbers.
 CONTEXT = {"ignore_unknown_options": True}
@@ -46,13 +45,15 @@ def parse_numbers(values: list[str]) -> Problem:
     bad = [v for v in values if not _INTEGER.fullmatch(v)]
     if bad:
         raise ValueError(f"not an integer: {bad[0]!r} (usage: apr solve TARGET NUMBERS...)")
+    if len(values) < 3:
+        raise ValueError(f"give the target, then at least 2 numbers, e.g. 27 22 26 31 53; got {' '.join(values)}")
     target, *nums = map(int, values)
     return check_problem(nums, target)
 
 
 @fail_cleanly
 def solve(
-    values: list[str] = typer.Argument(..., metavar="TARGET NUMBERS...", show_default=False,
+    values: list[str] = typer.Argument(..., metavar="TARGET_NUMBERS", show_default=False,
                                        help="The target, then the numbers to combine, e.g. 27 22 26 31 53."),
     model: Optional[Path] = typer.Option(None, "--model", help=f"Checkpoint directory (or a training run with "
                                          f"final/). Default: the bundled {DEFAULT_MODEL.name} model."),

@@ -21,7 +21,7 @@ def resolve_model(path: Path | None) -> Path:
         path = DEFAULT_MODEL
         if not _checkpoint(path):
             raise FileNotFoundError(f"the bundled APR model is missing ({path}): train one (docs/training.md) "
-                                    "and put it there, or pass --model PATH")
+                                    "and put it there, or pass --model PATH (apr solve --symbolic needs no model)")
     found = _checkpoint(path)
     if found is None:
         raise FileNotFoundError(f"{path} is not a model checkpoint (no config.json in it or in {path / 'final'})")

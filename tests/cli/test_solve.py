@@ -92,7 +92,7 @@ def test_backend_url_runs_against_apr_serve(tiny, tmp_path):
     (["27", "22", "x"], "not an integer: 'x'"),
     (["27", "22", "2.5", "3"], "not an integer: '2.5'"),
     (["27", "22", "-5", "3"], "numbers must be non-negative"),
-    (["27", "22"], "at least 2 numbers"),
+    (["27", "22"], "give the target, then at least 2 numbers"),
     (["500", "1", "2"], "target must be in 10..100"),
     (["27", "1", "200"], "numbers must be in 1..99"),
     (["27", "1", "2", "--symbolic", "--model", "m"], "--symbolic runs no model"),
