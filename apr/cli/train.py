@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 import typer
 
 from apr.cli.common import fail_cleanly
+from apr.cli.train_grpo import grpo
 
 app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on SoS+/APR thread data.")
 
@@ -21,6 +22,9 @@ app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on 
 @app.callback()
 def _group() -> None:
     """Train models: SFT from scratch on SoS+/APR thread data."""
+
+
+app.command("grpo")(grpo)
 
 
 def _default(name: str) -> Any:

@@ -7,8 +7,10 @@ their answers and lets the parent continue from ``context before the spawn + joi
 may spawn too, up to ``Limits.max_depth``. Malformed output is handled by ``apr.runtime.limits``.
 
 Every thread records its spans with token counts, its finish reason, policy events, and in
-``meta`` its calls (prompt, cached and new tokens, prefill/decode seconds) and its timeline
-(``t_start``/``t_end``, seconds since the problem started). ``runtime_metrics`` sums a tree up.
+``meta`` its calls (prompt, cached and new tokens, prefill/decode seconds; when sampling asks for
+log-probs, also the call's prompt text, output text, token ids and log-probs, which RL retrains on)
+and its timeline (``t_start``/``t_end``, seconds since the problem started). ``runtime_metrics``
+sums a tree up.
 """
 
 from __future__ import annotations
@@ -146,14 +148,15 @@ class _Problem:
                     thread.finish_reason = "timeout"
                     break
                 params = self._params(thread, len(thread.meta["calls"]), left)
+                prompt = thread.context() + pending
                 try:
                     gen = await asyncio.wait_for(
-                        backend.generate(session, thread.context() + pending, params),
+                        backend.generate(session, prompt, params),
                         None if time_left == float("inf") else time_left)
                 except asyncio.TimeoutError:
                     thread.finish_reason = "timeout"
                     break
-                self._record_call(thread, gen)
+                self._record_call(thread, prompt, gen)
                 pending_tokens += len(gen.token_ids)
                 reason = gen.finish_reason
                 if reason == "length" and params.max_tokens < self.config.sampling.max_tokens:
@@ -256,12 +259,15 @@ class _Problem:
                 t.cancel()  # a no-op for finished tasks; stops children if we are cancelled
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _record_call(self, thread: Thread, gen: Generation) -> None:
-        thread.meta["calls"].append({
+    def _record_call(self, thread: Thread, prompt: str, gen: Generation) -> None:
+        call = {
             "prompt_tokens": gen.prompt_tokens, "cached_tokens": gen.cached_tokens,
             "new_tokens": len(gen.token_ids), "finish_reason": gen.finish_reason,
             "prefill_s": gen.prefill_seconds, "decode_s": gen.decode_seconds,
-        })
+        }
+        if self.config.sampling.logprobs:  # RL recomputes every call: keep exactly what the model saw and wrote
+            call.update(prompt=prompt, text=gen.text, token_ids=list(gen.token_ids), logprobs=gen.logprobs)
+        thread.meta["calls"].append(call)
         thread.meta["subtree_tokens"] += len(gen.token_ids)
 
     def _finish_meta(self, thread: Thread) -> None:

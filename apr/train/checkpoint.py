@@ -81,3 +81,27 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def read_meta(path: Path) -> dict[str, Any]:
     return json.loads((path / META_FILE).read_text())
+
+
+def resume_point(out: Path, resume: bool, settings: dict[str, Any]) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest training checkpoint in ``out`` and its state when resuming, else ``(None, None)``.
+
+    ``settings`` are the ones that shape the run's trajectory; the checkpoint's state must have saved
+    the same under ``"config"``, or resuming would silently train something else. Without ``resume``,
+    a folder that already holds a run is refused rather than overwritten.
+    """
+    existing = training_checkpoints(out)
+    if not resume:
+        if existing or (out / FINAL).exists():
+            raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        return None, None
+    if not existing:
+        return None, None
+    path = existing[-1][1]
+    state = load_state(path)
+    saved = state["config"]
+    diff = [k for k in settings if saved.get(k) != settings[k]]
+    if diff:
+        changes = "; ".join(f"{k}: {saved.get(k)!r} -> {settings[k]!r}" for k in diff)
+        raise ValueError(f"cannot resume {path}: settings differ from the interrupted run ({changes})")
+    return path, state

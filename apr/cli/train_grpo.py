@@ -1,0 +1,78 @@
+"""``apr train grpo``: GRPO over whole thread trees, starting from an SFT checkpoint (docs/rl.md)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from apr.cli.common import fail_cleanly
+from apr.rl.config import GRPOConfig
+from apr.rl.rewards import Rewards
+from apr.runtime.limits import Limits
+
+
+def _default(cls: type, name: str) -> Any:
+    """The library's default, so the CLI and the library never disagree."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default
+
+
+@fail_cleanly
+def grpo(
+    init_from: Path = typer.Option(..., help="SFT checkpoint: the policy's start and the frozen KL reference."),
+    problems: Path = typer.Option(..., "--problems", "-p", help="Training problems (apr data problems JSONL/Parquet)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, final/, metrics.jsonl."),
+    val_problems: Optional[Path] = typer.Option(None, help="Held-out problems for greedy validation."),
+    val_size: int = typer.Option(_default(GRPOConfig, "val_size"), help="Validate on the first N held-out problems."),
+    prompts_per_step: int = typer.Option(_default(GRPOConfig, "prompts_per_step"), help="Problems per rollout batch."),
+    group_size: int = typer.Option(_default(GRPOConfig, "group_size"), help="Rollouts per problem."),
+    steps: int = typer.Option(_default(GRPOConfig, "steps"), help="Rollout batches."),
+    inner_steps: int = typer.Option(_default(GRPOConfig, "inner_steps"), help="Optimizer steps per rollout batch."),
+    lr: float = typer.Option(_default(GRPOConfig, "lr"), help="AdamW learning rate (constant)."),
+    weight_decay: float = typer.Option(_default(GRPOConfig, "weight_decay"), help="AdamW weight decay."),
+    clip: float = typer.Option(_default(GRPOConfig, "clip"), help="PPO ratio clip."),
+    kl_beta: float = typer.Option(_default(GRPOConfig, "kl_beta"), help="k3 KL coefficient (0 = no reference model)."),
+    advantage: str = typer.Option(_default(GRPOConfig, "advantage"), help="std (group-normalised, paper) or mean."),
+    max_grad_norm: float = typer.Option(_default(GRPOConfig, "max_grad_norm"), help="Gradient clipping norm."),
+    tokens_per_batch: int = typer.Option(_default(GRPOConfig, "tokens_per_batch"), help="Padded tokens per micro-batch."),
+    precision: str = typer.Option(_default(GRPOConfig, "precision"), help="bf16 (autocast, fp32 weights) or fp32."),
+    efficiency: float = typer.Option(_default(Rewards, "efficiency"), help="Parallelism bonus factor (correct answers only)."),
+    efficiency_clip: float = typer.Option(_default(Rewards, "efficiency_clip"), help="Cap on the parallelism bonus."),
+    thread_penalty: float = typer.Option(_default(Rewards, "thread_penalty"), help="Reward cost per child thread."),
+    length_penalty: float = typer.Option(_default(Rewards, "length_penalty"), help="Reward cost per 1,000 decoded tokens."),
+    sub_call_budget: Optional[int] = typer.Option(None, help="Prefix root prompts with 'Sub Call Budget: N '."),
+    max_children: int = typer.Option(_default(Limits, "max_children"), help="Children run per spawn."),
+    max_total_tokens: int = typer.Option(_default(Limits, "max_total_tokens"), help="Decoded tokens per episode."),
+    max_tokens: int = typer.Option(_default(GRPOConfig, "max_tokens"), help="Decoded tokens per LM call."),
+    backend: str = typer.Option(_default(GRPOConfig, "backend"), help="embedded (in-process engine) or server."),
+    server_url: Optional[str] = typer.Option(None, help="SGLang OpenAI-compatible base URL, for --backend server."),
+    server_model: str = typer.Option(_default(GRPOConfig, "server_model"), help="Model name the server serves."),
+    max_slots: int = typer.Option(_default(GRPOConfig, "max_slots"), help="Embedded engine: sequences decoded together."),
+    rollout_dtype: str = typer.Option(_default(GRPOConfig, "rollout_dtype"), help="Embedded engine weights: bf16 or fp32."),
+    val_every: int = typer.Option(_default(GRPOConfig, "val_every"), help="Steps between validations."),
+    save_every: int = typer.Option(_default(GRPOConfig, "save_every"), help="Steps between checkpoints."),
+    keep_checkpoints: int = typer.Option(_default(GRPOConfig, "keep_checkpoints"), help="Checkpoints kept for resume."),
+    max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget: stop after the step that crosses it."),
+    seed: int = typer.Option(_default(GRPOConfig, "seed"), help="Seeds problem order and sampling."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Reinforce an APR model with GRPO: every thread of an episode shares the episode's advantage."""
+    from apr.rl.grpo import train_grpo
+
+    config = GRPOConfig(
+        init_from=str(init_from), problems=str(problems), out=str(out),
+        val_problems=str(val_problems) if val_problems else None, val_size=val_size,
+        prompts_per_step=prompts_per_step, group_size=group_size, steps=steps, inner_steps=inner_steps, lr=lr,
+        weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage,  # type: ignore[arg-type]
+        max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision,  # type: ignore[arg-type]
+        rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),
+        sub_call_budget=sub_call_budget, limits=Limits(max_children=max_children, max_total_tokens=max_total_tokens),
+        max_tokens=max_tokens, backend=backend, server_url=server_url, server_model=server_model,  # type: ignore[arg-type]
+        max_slots=max_slots, rollout_dtype=rollout_dtype, val_every=val_every, save_every=save_every,  # type: ignore[arg-type]
+        keep_checkpoints=keep_checkpoints, max_minutes=max_minutes, seed=seed, resume=resume, progress=progress,
+    )
+    typer.echo(f"final checkpoint: {train_grpo(config)}")

@@ -1,0 +1,110 @@
+"""Where episodes are decoded: our embedded engine, or an OpenAI-compatible server on a GPU cluster.
+
+Both run the same fork-join orchestrator (``apr.runtime``), so training episodes are exactly the
+trees inference produces. Before each rollout batch the trainer pushes its weights:
+
+* ``EmbeddedRollouts`` keeps an inference copy of the policy (bf16 by default) inside this process
+  and copies the fp32 master weights into it; nothing leaves memory.
+* ``ServerRollouts`` writes the policy as an HF checkpoint to ``<out>/server-policy`` and asks an
+  SGLang server to reload it (``POST /update_weights_from_disk``), so the trainer and the server
+  must share a filesystem. The server then answers ``/v1/completions`` with the new weights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from statistics import mean
+from typing import Protocol
+
+import httpx
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from apr.eval.metrics import SampleScore
+from apr.runtime.backend import SamplingParams
+from apr.runtime.embedded import EmbeddedBackend, TokenCodec
+from apr.runtime.limits import Limits
+from apr.runtime.openai_backend import OpenAIBackend
+from apr.runtime.orchestrator import SolveConfig, asolve_many
+from apr.threads import Thread
+from apr.train.checkpoint import save_checkpoint
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+class Rollouts(Protocol):
+    def sync(self, policy: PreTrainedModel) -> None:
+        """Make the decoder use ``policy``'s current weights."""
+
+    def solve(self, prompts: list[str], config: SolveConfig) -> list[Thread]:
+        """One thread tree per prompt (problems run concurrently)."""
+
+
+class EmbeddedRollouts:
+    """The in-process engine over an inference copy of the policy."""
+
+    def __init__(self, policy: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, dtype: str, max_slots: int):
+        self.model = copy.deepcopy(policy).to(DTYPES[dtype]).eval()
+        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots)
+
+    @torch.no_grad()
+    def sync(self, policy: PreTrainedModel) -> None:
+        self.model.load_state_dict(policy.state_dict())  # copies and casts into the engine's tensors
+
+    def solve(self, prompts: list[str], config: SolveConfig) -> list[Thread]:
+        return asyncio.run(asolve_many(prompts, self.backend, config))
+
+
+class ServerRollouts:
+    """An SGLang server (OpenAI-compatible completions) that reloads the policy from disk."""
+
+    def __init__(self, base_url: str, model: str, tokenizer: PreTrainedTokenizerFast, context_length: int,
+                 weights_dir: Path, transport: httpx.BaseTransport | None = None):
+        self.base_url, self.model, self.tokenizer = base_url.rstrip("/"), model, tokenizer
+        self.codec = TokenCodec(tokenizer)
+        self.context_length, self.weights_dir = context_length, weights_dir
+        root = self.base_url.removesuffix("/v1")
+        self.http = httpx.Client(base_url=root, timeout=600.0, transport=transport)
+
+    def sync(self, policy: PreTrainedModel) -> None:
+        save_checkpoint(self.weights_dir, policy, self.tokenizer, {"purpose": "weights for the rollout server"})
+        reply = self.http.post("/update_weights_from_disk", json={"model_path": str(self.weights_dir.resolve())})
+        ok = reply.status_code == 200 and reply.json().get("success", False)
+        if not ok:
+            raise RuntimeError(f"the server did not reload the policy ({reply.status_code}): {reply.text[:300]}")
+
+    def solve(self, prompts: list[str], config: SolveConfig) -> list[Thread]:
+        async def run() -> list[Thread]:
+            # A client per event loop: asyncio.run closes the loop an earlier client was bound to.
+            # Counts exclude BOS, as every backend's do; the server adds it, so one position less.
+            backend = OpenAIBackend(self.base_url, self.model, self.codec.count, self.context_length - 1)
+            try:
+                return await asolve_many(prompts, backend, config)
+            finally:
+                await backend.aclose()
+
+        return asyncio.run(run())
+
+
+def solve_config(limits: Limits, max_tokens: int, seed: int | None) -> SolveConfig:
+    """Sampling at temperature 1 with log-probs (``seed`` given) for training, greedy for validation."""
+    if seed is None:
+        sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+    else:
+        sampling = SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=seed, logprobs=True)
+    return SolveConfig(sampling=sampling, limits=limits)
+
+
+def summarise(scores: list[SampleScore]) -> dict[str, float]:
+    """Accuracy and the paper's tree metrics, averaged over episodes (children per spawn: over spawns)."""
+    spawns = sum(s.n_spawns for s in scores)
+    return {
+        "accuracy": mean(s.correct for s in scores),
+        "threads": mean(s.n_threads for s in scores),
+        "children_per_spawn": sum(s.children_per_spawn * s.n_spawns for s in scores) / spawns if spawns else 0.0,
+        "tokens_per_thread": mean(s.generated_tokens / s.n_threads for s in scores),
+        "sequential_tokens": mean(s.sequential_tokens for s in scores),
+        "generated_tokens": mean(s.generated_tokens for s in scores),
+    }

@@ -1,0 +1,120 @@
+"""End to end: a few GRPO steps on a tiny model write checkpoints and metrics, and resume exactly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import httpx
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner
+
+from apr import grammar as g
+from apr.cli import app, _register
+from apr.rl.config import GRPOConfig
+from apr.rl.grpo import step_problems, train_grpo
+from apr.rl.rollout import ServerRollouts
+from apr.train import checkpoint as ckpt
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at(n: int):
+    def hook(step, model):
+        if step == n:
+            raise Killed
+    return hook
+
+
+def records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def config(demo, sharp_checkpoint, tmp_path):
+    state = g.parse_prompt(demo.prompt)
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"id": "p0", "nums": state.nums, "target": state.target}) + "\n")
+    base = GRPOConfig(init_from=str(sharp_checkpoint), problems=str(problems), out=str(tmp_path / "run"),
+                      val_problems=str(problems), val_size=1, prompts_per_step=2, group_size=4, steps=3,
+                      lr=2e-5, kl_beta=0.01, tokens_per_batch=4096, max_tokens=300, max_slots=32,
+                      val_every=3, save_every=2, progress=False)
+    return lambda **kw: replace(base, **kw)
+
+
+def test_grpo_trains_writes_checkpoints_and_metrics_and_resumes_exactly(config, tmp_path):
+    full = train_grpo(config(out=str(tmp_path / "full")))
+    steps = [r for r in records(tmp_path / "full") if "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    assert [r["step"] for r in records(tmp_path / "full") if "val_accuracy" in r] == [0, 3]
+    assert any(0 < r["accuracy"] < 1 for r in steps)  # groups disagree: there is something to learn
+    for r in steps:
+        assert r["threads"] > 1 and r["children_per_spawn"] > 0 and r["sequential_tokens"] < r["generated_tokens"]
+        assert r["kl"] >= 0 and 0 <= r["clip_frac"] <= 1 and r["grad_norm"] > 0
+        assert r["logprob_gap"] < 0.1  # bf16 engine vs bf16-autocast trainer
+    assert steps[0]["kl"] < 1e-6 < steps[-1]["kl"]  # the policy starts at the reference and leaves it
+    start = AutoModelForCausalLM.from_pretrained(config().init_from)
+    trained = AutoModelForCausalLM.from_pretrained(full)  # plain HF format
+    assert not torch.equal(start.lm_head.weight, trained.lm_head.weight)
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        train_grpo(config(out=str(cut)), on_step=kill_at(2))
+    assert [s for s, _ in ckpt.training_checkpoints(cut)] == [2] and not (cut / "final").exists()
+    with pytest.raises(ValueError, match=r"settings differ .*clip: 0.2 -> 0.3"):
+        train_grpo(config(out=str(cut), clip=0.3, resume=True))
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_grpo(config(out=str(cut)))
+    resumed = train_grpo(config(out=str(cut), resume=True))
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
+    timing = ("rollout_s", "train_s", "elapsed_s", "val_s")
+    strip = [{k: v for k, v in r.items() if k not in timing} for r in records(cut)]
+    assert strip == [{k: v for k, v in r.items() if k not in timing} for r in records(tmp_path / "full")]
+    assert train_grpo(config(out=str(cut), resume=True)) == resumed  # already finished
+
+
+def test_problems_per_step_cycle_through_seeded_epochs():
+    drawn = [i for step in range(5) for i in step_problems(7, 3, seed=0, step=step)]
+    assert sorted(drawn[:7]) == list(range(7)) and sorted(drawn[7:14]) == list(range(7))
+    assert step_problems(7, 3, seed=0, step=3) == drawn[9:12]  # a pure function of the step
+    assert step_problems(7, 3, seed=1, step=0) != drawn[:3]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--group-size", "1"], "group_size must be >= 2"),
+    (["--advantage", "rank"], "advantage must be one of std, mean"),
+    (["--backend", "server"], "needs server_url"),
+    (["--problems", "missing.jsonl"], "problems: missing.jsonl does not exist"),
+])
+def test_cli_rejects_bad_input_in_one_line(config, tmp_path, flags, message):
+    c = config()
+    args = ["train", "grpo", "--init-from", c.init_from, "--problems", c.problems, "--out", str(tmp_path / "x")]
+    _register()
+    result = CliRunner().invoke(app, args + flags)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_server_rollouts_reload_the_policy_from_disk(sharp_model, tok, tmp_path):
+    """SGLang's reload endpoint gets the folder the policy was just written to."""
+    seen = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json={"success": True, "message": "Succeeded to update model weights."})
+
+    rollouts = ServerRollouts("http://sglang:30000/v1", "default", tok, 512, tmp_path / "server-policy",
+                              transport=httpx.MockTransport(server))
+    rollouts.sync(sharp_model)
+    assert seen == [("/update_weights_from_disk", {"model_path": str((tmp_path / "server-policy").resolve())})]
+    assert (tmp_path / "server-policy" / "model.safetensors").is_file()
+    failing = ServerRollouts("http://sglang:30000/v1", "default", tok, 512, tmp_path / "p2",
+                             transport=httpx.MockTransport(lambda r: httpx.Response(400, json={"success": False})))
+    with pytest.raises(RuntimeError, match="did not reload"):
+        failing.sync(sharp_model)
