@@ -101,6 +101,8 @@ class Engine:
                  stop_token_ids: Iterable[int] = (), token_bytes: list[bytes] | None = None):
         if not isinstance(model, LlamaForCausalLM):
             raise TypeError(f"the engine runs LlamaForCausalLM, got {type(model).__name__}")
+        if max_slots < 1:
+            raise ValueError("max_slots must be at least 1")
         cfg = model.config
         self.model = model.eval()
         self.max_len = min(max_len or cfg.max_position_embeddings, cfg.max_position_embeddings)
@@ -161,6 +163,8 @@ class Engine:
         (``context`` or ``length``): check ``seq.finish_reason`` after extending.
         """
         self._require_paused(seq)
+        if params is not None and params.stop and self.token_bytes is None:
+            raise ValueError("stop strings need token_bytes (what each token id decodes to)")
         seq.tokens.extend(ids)
         if params is None:
             return
@@ -172,8 +176,6 @@ class Engine:
         seq.out_logprobs = [] if params.logprobs else None
         seq.stats = CallStats(prompt_tokens=len(seq.tokens), submitted=time.perf_counter())
         seq.stream = TextStream(params.stop)
-        if params.stop and self.token_bytes is None:
-            raise ValueError("stop strings need token_bytes (what each token id decodes to)")
         seq.generator = None
         if params.temperature > 0:
             seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
@@ -408,19 +410,21 @@ def sample(logits: torch.Tensor, batch: list[Sequence]) -> tuple[list[int], list
     tokens = logits.argmax(dim=-1)
     rows = [i for i, s in enumerate(batch) if s.params.temperature > 0]
     if rows:
-        idx = torch.tensor(rows)
+        dev = logits.device
+        idx = torch.tensor(rows, device=dev)
         params = [batch[i].params for i in rows]
-        scaled = logits[idx] / torch.tensor([p.temperature for p in params])[:, None]
+        scaled = logits[idx] / torch.tensor([p.temperature for p in params], device=dev)[:, None]
         sorted_logits, order = scaled.sort(dim=-1, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)
         vocab = probs.shape[-1]
-        rank = torch.arange(vocab)[None, :]
-        top_k = torch.tensor([p.top_k if p.top_k > 0 else vocab for p in params])[:, None]
-        top_p = torch.tensor([p.top_p for p in params])[:, None]
+        rank = torch.arange(vocab, device=dev)[None, :]
+        top_k = torch.tensor([p.top_k if p.top_k > 0 else vocab for p in params], device=dev)[:, None]
+        top_p = torch.tensor([p.top_p for p in params], device=dev)[:, None]
         keep = (rank < top_k) & ((probs.cumsum(dim=-1) - probs) < top_p)
         keep[:, 0] = True
         cdf = (probs * keep).cumsum(dim=-1)
-        u = torch.stack([torch.rand((), generator=batch[i].generator) for i in rows]) * cdf[:, -1]
+        draws = torch.stack([torch.rand((), generator=batch[i].generator) for i in rows])  # CPU generators
+        u = draws.to(dev) * cdf[:, -1]
         pick = torch.searchsorted(cdf, u[:, None]).clamp_(max=vocab - 1)
         tokens[idx] = order.gather(1, pick)[:, 0]
     chosen = logprobs.gather(1, tokens[:, None])[:, 0]
