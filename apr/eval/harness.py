@@ -14,23 +14,23 @@ from typing import Any
 
 import torch
 
+from apr.countdown.problems import Problem
 from apr.data.io import Row, atomic_write_bytes
-from apr.eval.load import Model, check_served_tokenizer, file_digest, load_problems, open_embedded, open_served
+from apr.eval.load import (Model, check_numbers, check_served_tokenizer, file_digest, load_problems, open_embedded,
+                           open_served)
 from apr.eval.plots import write_plots
 from apr.eval.report import render
 from apr.eval.runner import RecordFile, run_setting
 from apr.eval.settings import EvalConfig
 from apr.eval.summary import summarize_setting
-from apr.countdown.problems import Problem
 
 
-def open_model(fmt: str, config: EvalConfig, n_numbers: int) -> Model:
+def open_model(fmt: str, config: EvalConfig) -> Model:
     ref = config.models[fmt]
     if config.backend_url:
-        return open_served(fmt, ref, url=config.backend_url, n_numbers=n_numbers, tokenizer=config.tokenizer,
+        return open_served(fmt, ref, url=config.backend_url, tokenizer=config.tokenizer,
                            context_length=config.context_length)
-    return open_embedded(fmt, ref, n_numbers=n_numbers, tokenizer=config.tokenizer, max_batch=config.max_batch,
-                         dtype=config.dtype)
+    return open_embedded(fmt, ref, tokenizer=config.tokenizer, max_batch=config.max_batch, dtype=config.dtype)
 
 
 async def run_all(config: EvalConfig, problems: list[Problem], models: dict[str, Model]) -> dict[str, list[Row]]:
@@ -61,7 +61,9 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
     """Run (or resume) the evaluation and write every output; returns the summary."""
     problems = load_problems(config.problems, config.limit)
     n_numbers = len(problems[0].nums)
-    models = {fmt: open_model(fmt, config, n_numbers) for fmt in sorted({s.fmt for s in config.settings})}
+    formats = sorted({s.fmt for s in config.settings})
+    notes = [n for fmt in formats if (n := check_numbers(fmt, config.models[fmt], config.problems, n_numbers))]
+    models = {fmt: open_model(fmt, config) for fmt in formats}
     load_before = os.getloadavg()[0]
     rows = asyncio.run(run_all(config, problems, models))
     summaries = [summarize_setting(s, rows[s.name], models[s.fmt].context_length) for s in config.settings]
@@ -77,7 +79,7 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
                    f"with {torch.get_num_threads()} threads",
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # 1-minute, before and after
         "wall_s": sum(s["wall_s"] for s in summaries),
-        "notes": [n for m in models.values() for n in m.notes],
+        "notes": notes,
     }
     summary = {"run": run, "settings": {s["setting"]["name"]: s for s in summaries}}
     out = config.out

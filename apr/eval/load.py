@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,25 +61,35 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def trained_numbers(checkpoint: Path) -> int | None:
+def trained_numbers(checkpoint: Path, near: Path) -> int | None:
     """How many numbers the checkpoint's training prompts had, if its training data can be found.
 
     ``apr train`` records its data files in ``apr_train.json``, relative to where it ran; they are
-    looked up as written, then relative to the checkpoint's folder and each folder above it.
+    looked up as written, then relative to the folders holding the checkpoint and the file ``near``
+    (the problems, usually generated next to the training data).
     """
     meta = checkpoint / META_FILE
     if not meta.is_file():
         return None
     data = json.loads(meta.read_text()).get("config", {}).get("data", [])
+    bases = [Path.cwd(), *checkpoint.resolve().parents, *near.resolve().parents]
     for entry in data:
-        for base in (Path.cwd(), checkpoint, *checkpoint.resolve().parents):
+        for base in bases:
             candidate = base / entry
-            files = sorted(candidate.glob("*.jsonl")) if candidate.is_dir() else [candidate]
-            if files and files[0].is_file():
-                with open(files[0], encoding="utf-8") as f:
-                    row = json.loads(f.readline())
-                return len(g.parse_prompt(row["prompt"]).nums)
+            for file in sorted(candidate.glob("*.jsonl")) if candidate.is_dir() else [candidate]:
+                n = _prompt_numbers(file)
+                if n is not None:
+                    return n
     return None
+
+
+def _prompt_numbers(file: Path) -> int | None:
+    """The number count of the first SFT row's prompt; None if ``file`` is not such a file."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            return len(g.parse_prompt(json.loads(f.readline())["prompt"]).nums)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -93,7 +103,6 @@ class Model:
     context_length: int
     identity: dict[str, Any]
     served: bool = False  # an OpenAI-compatible server: token counts come from our tokenizer
-    notes: list[str] = field(default_factory=list)
 
     def count(self, text: str) -> int:
         return self.codec.count(text)
@@ -105,13 +114,16 @@ def _tokenizer_for(ref: Path, override: str | None):
     return load_tokenizer(ref if (ref / "tokenizer.json").is_file() else None)
 
 
-def _check_numbers(fmt: str, ref: Path, n_numbers: int, notes: list[str]) -> None:
-    trained = trained_numbers(ref) if ref.is_dir() else None
+def check_numbers(fmt: str, ref: str, problems: Path, n_numbers: int) -> str | None:
+    """Refuse problems with another number count than the model's training data; a note if unknown."""
+    path = Path(ref)
+    trained = trained_numbers(path, problems) if path.is_dir() else None
     if trained is None:
-        notes.append(f"{fmt}: training data of {ref} not found, number count not checked")
-    elif trained != n_numbers:
+        return f"{fmt}: training data of {ref} not found, number count not checked"
+    if trained != n_numbers:
         raise ValueError(f"the {fmt} model {ref} was trained on problems with {trained} numbers, "
                          f"but these problems have {n_numbers}; evaluate it on a matching problems file")
+    return None
 
 
 def _weights_digest(ref: Path) -> str:
@@ -122,37 +134,30 @@ def _weights_digest(ref: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def open_embedded(fmt: str, ref: str, *, n_numbers: int, tokenizer: str | None, max_batch: int,
-                  dtype: str = "float32") -> Model:
-    """A local checkpoint on the in-process engine (tokenizer and training task checked first)."""
+def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, dtype: str = "float32") -> Model:
+    """A local checkpoint on the in-process engine (the tokenizer is checked before the weights load)."""
     path = Path(ref)
     if not path.is_dir():
         raise FileNotFoundError(f"{fmt} checkpoint {path} does not exist; train one with `apr train sft` "
                                 f"or point --{fmt} at a checkpoint folder")
-    notes: list[str] = []
-    _check_numbers(fmt, path, n_numbers, notes)
     tok = _tokenizer_for(path, tokenizer)
     model = load_model(path, tok, dtype=getattr(torch, dtype))  # refuses a tokenizer that does not fit
     backend = EmbeddedBackend(model, tok, max_slots=max_batch)
     return Model(fmt, backend, backend.codec, backend.context_length,
-                 {"checkpoint": str(path), "weights": _weights_digest(path)}, notes=notes)
+                 {"checkpoint": str(path), "weights": _weights_digest(path)})
 
 
-def open_served(fmt: str, ref: str, *, url: str, n_numbers: int, tokenizer: str | None,
-                context_length: int | None) -> Model:
+def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_length: int | None) -> Model:
     """A model behind an OpenAI-compatible server; ``ref`` is its served name (a local folder of
-    that name also supplies the tokenizer, the window and the training-task check)."""
+    that name also supplies the tokenizer and the window)."""
     path = Path(ref)
-    notes: list[str] = []
-    if path.is_dir():
-        _check_numbers(fmt, path, n_numbers, notes)
     codec = TokenCodec(_tokenizer_for(path, tokenizer) if path.is_dir() else load_tokenizer(tokenizer))
     if context_length is None:
         if not (path / "config.json").is_file():
             raise ValueError(f"give --context-length for the served model {ref!r} (no local checkpoint of that name)")
         context_length = AutoConfig.from_pretrained(path).max_position_embeddings
     backend = OpenAIBackend(url, ref, count_tokens=codec.count, context_length=context_length)
-    return Model(fmt, backend, codec, context_length, {"server": url, "model": ref}, served=True, notes=notes)
+    return Model(fmt, backend, codec, context_length, {"server": url, "model": ref}, served=True)
 
 
 async def check_served_tokenizer(model: Model, problem: Problem) -> None:
