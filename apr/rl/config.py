@@ -44,7 +44,7 @@ class GRPOConfig:
     max_tokens: int = 4096  # per LM call
     backend: Literal["embedded", "server"] = "embedded"
     server_url: str | None = None  # OpenAI-compatible base URL (SGLang), e.g. http://127.0.0.1:30000/v1
-    server_model: str = "default"  # model name the server serves
+    server_model: str = "apr"  # model name the server serves (SGLang: --served-model-name apr)
     max_slots: int = 32  # embedded engine: sequences decoded together
     rollout_dtype: Literal["bf16", "fp32"] = "bf16"  # embedded engine weights
     val_every: int = 25  # steps between validations (also before the first step and at the end)

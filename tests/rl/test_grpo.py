@@ -109,12 +109,12 @@ def test_server_rollouts_reload_the_policy_from_disk(sharp_model, tok, tmp_path)
         seen.append((request.url.path, json.loads(request.content)))
         return httpx.Response(200, json={"success": True, "message": "Succeeded to update model weights."})
 
-    rollouts = ServerRollouts("http://sglang:30000/v1", "default", tok, 512, tmp_path / "server-policy",
+    rollouts = ServerRollouts("http://sglang:30000/v1", "apr", tok, 512, tmp_path / "server-policy",
                               transport=httpx.MockTransport(server))
     rollouts.sync(sharp_model)
     assert seen == [("/update_weights_from_disk", {"model_path": str((tmp_path / "server-policy").resolve())})]
     assert (tmp_path / "server-policy" / "model.safetensors").is_file()
-    failing = ServerRollouts("http://sglang:30000/v1", "default", tok, 512, tmp_path / "p2",
+    failing = ServerRollouts("http://sglang:30000/v1", "apr", tok, 512, tmp_path / "p2",
                              transport=httpx.MockTransport(lambda r: httpx.Response(400, json={"success": False})))
     with pytest.raises(RuntimeError, match="did not reload"):
         failing.sync(sharp_model)
