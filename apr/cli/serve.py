@@ -23,8 +23,7 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535),
     max_slots: int = typer.Option(32, min=1, help="Sequences decoded together (KV cache rows); "
                                   "more requests queue for a free row."),
-    served_model_name: Optional[str] = typer.Option(None, help="Model name in /v1/models and requests. "
-                                                    "Default: the model folder's name."),
+    served_model_name: str = typer.Option("apr", help="Model name in /v1/models and requests."),
     cpu_threads: Optional[int] = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Serve POST /v1/completions, GET /v1/models, GET /health and POST /v1/apr/solve on one engine."""
@@ -33,8 +32,7 @@ def serve(
     from apr.serve.app import create_app
 
     path = resolve_model(model)
-    name = served_model_name or (model or DEFAULT_MODEL).name
     backend = load_backend(path, max_slots, cpu_threads)
-    console.print(f"serving [bold]{name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
+    console.print(f"serving [bold]{served_model_name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
                   f"on http://{host}:{port}/v1")
-    uvicorn.run(create_app(backend, name), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(backend, served_model_name), host=host, port=port, log_level="info")
