@@ -46,7 +46,11 @@ class EmbeddedRollouts:
     """The in-process engine over an inference copy of the policy."""
 
     def __init__(self, policy: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, dtype: str, max_slots: int):
-        self.model = copy.deepcopy(policy).to(DTYPES[dtype]).eval()
+        self.model = copy.deepcopy(policy).eval()
+        # Parameters only: ``Module.to(bf16)`` would also round RoPE's fp32 ``inv_freq`` buffer, which
+        # moves the rotary cos/sin by up to 0.5 at position 4000 (from_pretrained keeps it fp32).
+        for p in self.model.parameters():
+            p.data = p.data.to(DTYPES[dtype])
         self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots)
 
     @torch.no_grad()

@@ -34,6 +34,7 @@ def test_random_model_logprobs_match_the_sampler(tok, dtype, tolerance):
     """A random ``tiny`` model at temperature 1: fp32 agrees to float error, a bf16 engine to bf16 error."""
     model = build_model("tiny", tok, context_length=512, seed=3).eval()
     rollouts = EmbeddedRollouts(model, tok, dtype, max_slots=8)
+    assert all(b.dtype == torch.float32 for b in rollouts.model.buffers())  # RoPE frequencies stay fp32
     trees = rollouts.solve([PROMPT] * 3, solve_config(Limits(), max_tokens=60, seed=7))
     sampled = [c["token_ids"] for t in trees for c in t.meta["calls"]]
     assert len({tuple(ids) for ids in sampled}) == 3  # three distinct samples of one prompt
