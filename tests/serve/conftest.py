@@ -13,9 +13,7 @@ from apr.runtime.embedded import EmbeddedBackend
 from apr.serve.app import create_app
 from apr.serve.loading import load_backend
 from tests.loopback import Loopback
-from tests.serve.models import save_memorised, save_random
-
-NAME = "tiny"
+from tests.serve.models import NAME, save_memorised, save_random
 
 
 @dataclass

@@ -21,6 +21,7 @@ from apr.models.presets import model_config
 from apr.threads import Thread
 from apr.tokenizer import encode_segment, load_tokenizer, save_tokenizer
 
+NAME = "tiny"  # the name the test servers serve the checkpoints under
 CONTEXT = 1024
 PROBLEM = ([3, 23, 11], 36)
 

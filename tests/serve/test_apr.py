@@ -13,8 +13,7 @@ from apr.runtime.orchestrator import SolveConfig, asolve, verify_countdown
 from apr.serve.countdown import check_problem, problem_prompt
 from apr.serve.loading import load_backend
 from apr.threads import Thread
-from tests.serve.conftest import NAME
-from tests.serve.models import CONTEXT, PROBLEM, demonstration
+from tests.serve.models import CONTEXT, NAME, PROBLEM, demonstration
 
 CONFIG = SolveConfig(sampling=SamplingParams(temperature=0.0), verify=verify_countdown)
 

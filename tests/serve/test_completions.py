@@ -13,8 +13,7 @@ from openai import AsyncOpenAI
 
 from apr.models.loading import load_model
 from apr.tokenizer import load_tokenizer
-from tests.serve.conftest import NAME
-from tests.serve.models import CONTEXT
+from tests.serve.models import CONTEXT, NAME
 
 PROMPTS = [
     "Moving to Node #0\nCurrent State: 27:[22, 26, 31, 53], Operations: []",
