@@ -62,9 +62,15 @@ def _samples_section(summaries: Sequence[Summary]) -> str:
     return "\n\n".join(parts) or "No setting drew more than one sample per problem."
 
 
+def _eighths(windows: Sequence[int]) -> list[int]:
+    """About eight evenly spaced windows of a curve, ending at the full context."""
+    step = max(1, len(windows) // 8)
+    return list(windows[step - 1::step])
+
+
 def _context_section(summaries: Sequence[Summary]) -> str:
     shown = one_sample(summaries)
-    grid = sorted({w for s in shown for w in s["context_windows"] if w % 256 == 0})
+    grid = sorted({w for s in shown for w in _eighths(s["context_windows"])})
     rows = [[w] + [_pct(s["context_accuracy"][s["context_windows"].index(w)]) if w in s["context_windows"] else "-"
                    for s in shown] for w in grid]
     return _table(["window"] + [f"`{s['setting']['name']}`" for s in shown], rows)

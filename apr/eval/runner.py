@@ -105,6 +105,8 @@ async def run_setting(setting: Setting, problems: list[Problem], model: Model, s
     """
     config = setting.solve_config(seed, max_tokens or model.context_length)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    tqdm.write(f"{setting.name}: {len(problems) - len(todo)} of {len(problems)} problems done earlier, "
+               f"running {len(todo)}")
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=setting.name, unit="problem",
                dynamic_ncols=True, disable=None)
