@@ -15,7 +15,7 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -97,8 +97,6 @@ def solve(
     else:
         backend, source, count = _backend(model, backend_url, served_model_name, max_slots, cpu_threads)
         result = asyncio.run(_run(problem, backend, _config(temperature, seed, limits), sub_call_budget))
-        if backend_url:
-            recount(result.tree, count)  # OpenAIBackend returns no token ids, so the tree has no counts
     _report(result, source, count, show_text)
     _write_outputs(result, source, count, json_path, html_path)
     if not result.verdict.ok:
@@ -106,12 +104,17 @@ def solve(
 
 
 # -- running -----------------------------------------------------------------------------------
-def _bundled_counter() -> TokenCounter:
-    """Token counts with the bundled tokenizer (imported here: transformers is slow to import)."""
+def _bundled_encoder() -> Callable[[str], list[int]]:
+    """Token ids (no BOS) with the bundled tokenizer (imported here: transformers is slow to import)."""
     from apr.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer()
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _bundled_counter() -> TokenCounter:
+    encode = _bundled_encoder()
+    return lambda text: len(encode(text))
 
 
 def _backend(model: Path | None, url: str | None, name: str | None, max_slots: int,
@@ -120,9 +123,10 @@ def _backend(model: Path | None, url: str | None, name: str | None, max_slots: i
     if url:
         from apr.runtime.openai_backend import OpenAIBackend
 
-        count = _bundled_counter()
+        encode = _bundled_encoder()
         name, context = _remote_model(url, name)
-        return OpenAIBackend(url, name, count, context), f"{name} at {url}", count
+        backend = OpenAIBackend(url, name, encode, context)
+        return backend, f"{name} at {url}", backend.count_tokens
     path = resolve_model(model)
     backend = load_backend(path, max_slots, cpu_threads)
     return backend, f"{path} (embedded engine, {backend.engine.device})", backend.count_tokens

@@ -156,7 +156,8 @@ def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_
         if not (path / "config.json").is_file():
             raise ValueError(f"give --context-length for the served model {ref!r} (no local checkpoint of that name)")
         context_length = AutoConfig.from_pretrained(path).max_position_embeddings
-    backend = OpenAIBackend(url, ref, count_tokens=codec.count, context_length=context_length)
+    backend = OpenAIBackend(url, ref, encode=lambda text: codec.encode(text, bos=False),
+                            context_length=context_length)
     return Model(fmt, backend, codec, context_length, {"server": url, "model": ref}, served=True)
 
 

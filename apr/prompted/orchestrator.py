@@ -70,7 +70,7 @@ class Result:
 
     @property
     def seconds(self) -> float:
-        return self.tree.meta["timing"]["wall_s"]
+        return self.tree.meta["wall_s"]
 
     @property
     def fallback(self) -> str | None:
@@ -102,7 +102,7 @@ async def ask(task: str, client: ChatClient, config: AskConfig = AskConfig()) ->
         root.meta["fallback"] = e.kind
         run.budget = Budget()  # the fallback answer is outside the budget, so one always comes back
         text = await run.gen(root, "fallback", prompts.solve(task, run.final))
-    root.meta["timing"] = {"start_s": 0.0, "wall_s": round(time.monotonic() - run.t0, 3)}
+    root.meta.update(t_start=0.0, wall_s=round(time.monotonic() - run.t0, 3))
     return Result(root, text, run.extract.find(text))
 
 
@@ -230,7 +230,7 @@ class _Run:
     async def child(self, thread: Thread, work: Callable[[], Awaitable[str]]) -> str:
         """Run one child thread's work, recording when it ran and how it ended."""
         start = time.monotonic()
-        timing = thread.meta["timing"] = {"start_s": round(start - self.t0, 3)}
+        thread.meta["t_start"] = round(start - self.t0, 3)  # the runtime's keys, so views read both
         try:
             return await work()
         except CallFailed as e:
@@ -241,7 +241,7 @@ class _Run:
             thread.finish_reason = "cancelled"
             raise
         finally:
-            timing["wall_s"] = round(time.monotonic() - start, 3)
+            thread.meta["wall_s"] = round(time.monotonic() - start, 3)
 
     # -- self-consistency --------------------------------------------------------------------
     async def vote(self, root: Thread) -> str:

@@ -27,9 +27,8 @@ def _label(thread: Thread) -> str:
     if "task" in thread.meta:
         parts.append(escape(_short(thread.meta["task"], 60)))
     parts.append(f"{thread.generated_tokens()} tok out, {thread.prompt_tokens or 0} in")
-    timing = thread.meta.get("timing", {})
-    if "wall_s" in timing:
-        parts.append(f"{timing['wall_s']:.2f} s from {timing['start_s']:.2f} s")
+    if "wall_s" in thread.meta:
+        parts.append(f"{thread.meta['wall_s']:.2f} s from {thread.meta['t_start']:.2f} s")
     if thread.finish_reason:
         colour = "green" if thread.finish_reason in _OK else "red"
         parts.append(f"[{colour}]{escape(thread.finish_reason)}[/]")

@@ -83,7 +83,8 @@ class ServerRollouts:
         async def run() -> list[Thread]:
             # A client per event loop: asyncio.run closes the loop an earlier client was bound to.
             # Counts exclude BOS, as every backend's do; the server adds it, so one position less.
-            backend = OpenAIBackend(self.base_url, self.model, self.codec.count, self.context_length - 1)
+            backend = OpenAIBackend(self.base_url, self.model, lambda text: self.codec.encode(text, bos=False),
+                                    self.context_length - 1)
             try:
                 return await asolve_many(prompts, backend, config)
             finally:

@@ -5,6 +5,9 @@ RadixAttention) does the reuse when a parent continues after a join, because the
 prompt starts with the text it already processed. Stop strings are asked to be kept in the
 output (``include_stop_str_in_output`` for vLLM, ``no_stop_trim`` for SGLang); for servers that
 trim them anyway, the matched stop string is put back so every backend returns the same text.
+Completions come back as text; they are re-tokenized locally (``encode``) so the orchestrator
+counts tokens exactly as with the embedded engine. That is exact for this project's tokenizer,
+which never merges across the cuts the runtime makes.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from apr.runtime.backend import Generation, SamplingParams
 class OpenAIBackend:
     """Stateless: every ``generate`` call is one completion request with the full prompt."""
 
-    def __init__(self, base_url: str, model: str, count_tokens: Callable[[str], int], context_length: int,
+    def __init__(self, base_url: str, model: str, encode: Callable[[str], list[int]], context_length: int,
                  api_key: str = "EMPTY", timeout: float = 600.0, max_retries: int = 2):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         self.model = model
         self.context_length = context_length
-        self.count_tokens = count_tokens
+        self.encode = encode  # text -> token ids, without BOS
         self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
 
     async def generate(self, session: str, prompt: str, params: SamplingParams,
@@ -64,7 +67,7 @@ class OpenAIBackend:
         if params.logprobs and choice.logprobs is not None and choice.logprobs.token_logprobs is not None:
             logprobs = [float(x) for x in choice.logprobs.token_logprobs]
         return Generation(
-            text=text, token_ids=[], finish_reason=reason,
+            text=text, token_ids=self.encode(text), finish_reason=reason,
             prompt_tokens=usage.prompt_tokens if usage else n_prompt, cached_tokens=cached,
             logprobs=logprobs, decode_seconds=elapsed,
             extra={"completion_tokens": usage.completion_tokens if usage else None},
@@ -86,6 +89,9 @@ class OpenAIBackend:
             return text
         matched = getattr(choice, "stop_reason", None) or getattr(choice, "matched_stop", None)
         return text + matched if isinstance(matched, str) else text
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
 
     def release(self, session: str) -> None:
         """Nothing to free: the server's cache evicts on its own."""

@@ -26,9 +26,8 @@ def _label(thread: Thread, count: TokenCounter, on_path: bool) -> Text:
     if "node" in thread.meta:
         label.append(f"  node #{thread.meta['node']}", style="dim")
     label.append(f"  {thread.generated_tokens(count)} tok")
-    timing = thread.meta.get("timing", {})
-    if "wall_s" in timing:
-        label.append(f"  {timing['wall_s']:.2f}s")
+    if "wall_s" in thread.meta:
+        label.append(f"  {thread.meta['wall_s']:.2f}s")
     if thread.finish_reason:
         label.append(f"  {thread.finish_reason}", style="dim")
     for event in thread.events:
@@ -102,10 +101,9 @@ _JS = "document.querySelectorAll('.head').forEach(h=>h.onclick=()=>h.parentEleme
 
 
 def _thread_html(thread: Thread, count: TokenCounter, on_path: set[str]) -> str:
-    timing = thread.meta.get("timing", {})
     bits = [f"{thread.generated_tokens(count)} tok"]
-    if "wall_s" in timing:
-        bits.append(f"{timing['wall_s']:.2f}s")
+    if "wall_s" in thread.meta:
+        bits.append(f"{thread.meta['wall_s']:.2f}s")
     if thread.finish_reason:
         bits.append(html.escape(thread.finish_reason))
     node = f" · node #{html.escape(str(thread.meta['node']))}" if "node" in thread.meta else ""

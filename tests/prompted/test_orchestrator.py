@@ -100,7 +100,7 @@ def test_subtasks_overlap_up_to_max_threads(server: ScriptedServer, solve: Solve
     assert server.peak == expected_peak
     waves = 4 // max_threads  # 4 subtasks of 0.5 s each would take 2 s one after the other
     assert 0.5 * waves <= elapsed < 0.5 * waves + 0.6
-    assert all(c.meta["timing"]["wall_s"] >= 0.5 for c in result.tree.children)
+    assert all(c.meta["wall_s"] >= 0.5 for c in result.tree.children)
 
 
 def test_a_malformed_plan_is_retried_with_the_validation_error(server: ScriptedServer, solve: Solve) -> None:

@@ -46,7 +46,7 @@ def fake_server(trim_stop: bool, seen: list) -> FastAPI:
 def test_stop_strings_are_kept_and_finish_reasons_mapped(trim_stop):
     seen: list = []
     with Loopback(fake_server(trim_stop, seen)) as server:
-        backend = OpenAIBackend(server.url, "apr", count_tokens=len, context_length=200, max_retries=0)
+        backend = OpenAIBackend(server.url, "apr", encode=lambda t: [ord(c) for c in t], context_length=200, max_retries=0)
 
         async def run():
             params = SamplingParams(max_tokens=50, stop=(SPAWN_END,), logprobs=True)
@@ -61,6 +61,7 @@ def test_stop_strings_are_kept_and_finish_reasons_mapped(trim_stop):
 
         spawn, done, cut, capped, err, full = asyncio.run(run())
     assert spawn.text.endswith(SPAWN_END) and spawn.finish_reason == "stop"
+    assert spawn.token_ids == [ord(c) for c in spawn.text]  # counted like the embedded engine
     assert done.finish_reason == "eos" and spawn.cached_tokens == 7 and spawn.logprobs == [-0.5] * 3
     assert cut.finish_reason == "context" and len(cut.text) == 200 - 184  # capped by the window
     assert capped.finish_reason == "length"

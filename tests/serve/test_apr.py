@@ -46,7 +46,7 @@ def test_openai_backend_against_the_server_writes_the_embedded_tree(served_apr):
     tok = served_apr.backend.codec
 
     async def over_http() -> Thread:
-        backend = OpenAIBackend(served_apr.server.url, NAME, tok.count, CONTEXT, max_retries=0)
+        backend = OpenAIBackend(served_apr.server.url, NAME, lambda t: tok.encode(t, bos=False), CONTEXT, max_retries=0)
         try:
             return await asolve(prompt, backend, CONFIG)
         finally:
