@@ -100,13 +100,12 @@ def eval_cmd(
                         limit=opt.get("limit"), seed=seed, concurrency=concurrency, max_batch=max_batch,
                         dtype=opt.get("dtype", "float32"),
                         max_tokens=opt.get("max_tokens"), fresh=fresh)
-    import torch
+    import torch  # torch and the runtime load only once the options are valid
 
-    from apr.eval.harness import evaluate  # torch and the runtime load only once the options are valid
+    from apr.eval.harness import evaluate
 
     if opt.get("threads"):
         torch.set_num_threads(opt["threads"])
-
     _print(evaluate(config, _command(opt)), config.out)
 
 

@@ -33,6 +33,7 @@ def summarize_setting(setting: Setting, rows: list[Row], context_length: int) ->
     first = [per_problem[0] for per_problem in scores]
     n = setting.samples
     latencies = [s.latency_s for s in flat]
+    deciles = quantiles(latencies, n=10, method="inclusive") if len(latencies) > 1 else latencies * 9
     wall = sum(row["runner_s"] for row in rows)
     out: dict[str, Any] = {
         "setting": setting.to_dict(), "label": setting.label, "problems": len(rows), "samples": n,
@@ -40,8 +41,8 @@ def summarize_setting(setting: Setting, rows: list[Row], context_length: int) ->
         **{key: mean(getattr(s, key) for s in flat) for key in (
             "total_tokens", "generated_tokens", "sequential_tokens", "longest_context", "n_threads",
             "children_per_spawn", "latency_s")},
-        "latency_p50_s": quantiles(latencies, n=10)[4] if len(latencies) > 1 else latencies[0],
-        "latency_p90_s": quantiles(latencies, n=10)[8] if len(latencies) > 1 else latencies[0],
+        "latency_p50_s": deciles[4],
+        "latency_p90_s": deciles[8],
         "wall_s": wall,
         "throughput_tokens_per_s": sum(s.generated_tokens for s in flat) / wall if wall else 0.0,
         "finish_reasons": dict(Counter(str(s.finish_reason) for s in flat).most_common()),
