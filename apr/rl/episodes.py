@@ -12,8 +12,9 @@ two calls, the forced marker sitting in the second call's prompt.
 The runtime records each call's prompt text and sampled token ids (``SamplingParams(logprobs=True)``).
 The prompt is tokenized once, the way the runtime tokenized it, and the sampled ids are kept as they
 are: re-encoding the completion text would give other tokens wherever the model sampled a
-non-canonical split, and the trainer would then score tokens the model never produced. Backends that
-return no ids (an OpenAI-compatible server) fall back to encoding the text (``encode_segment``).
+non-canonical split, and the trainer would then score tokens the model never produced. (An
+OpenAI-compatible server returns text, which its backend re-encodes: exact only where the model
+sampled canonical splits, as a trained model almost always does.)
 
 Every sequence carries its episode's advantage and the weight ``1 / (episodes * sequences in its
 episode)``, which makes each episode count once whatever its number of threads (the paper divides
@@ -53,15 +54,13 @@ def call_sequence(call: dict[str, Any], tok: PreTrainedTokenizerBase, episode: i
     """One recorded LM call as a training sequence."""
     if "prompt" not in call:
         raise ValueError("thread calls carry no prompt text: roll out with SamplingParams(logprobs=True)")
-    sampled = call.get("token_ids") or []
-    ids, n_prompt = encode_segment(tok, call["prompt"], "" if sampled else call["text"])
-    if sampled:
-        completion = list(sampled)
-    else:
-        completion = ids[n_prompt:-1] + ([tok.eos_token_id] if call["finish_reason"] == "eos" else [])
+    head, n_prompt = encode_segment(tok, call["prompt"], "")
+    completion = list(call["token_ids"])
+    if call["finish_reason"] == "eos" and completion[-1:] != [tok.eos_token_id]:
+        completion.append(tok.eos_token_id)  # a server returns text: its re-encoded ids lack the EOS it stopped on
     logprobs = call.get("logprobs")
     aligned = logprobs if logprobs is not None and len(logprobs) == len(completion) else None
-    return TrainSequence(ids[:n_prompt] + completion, n_prompt, episode, thread_id, aligned)
+    return TrainSequence(head[:n_prompt] + completion, n_prompt, episode, thread_id, aligned)
 
 
 def episode_sequences(root: Thread, tok: PreTrainedTokenizerBase, episode: int) -> list[TrainSequence]:

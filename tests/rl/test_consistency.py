@@ -9,7 +9,7 @@ import torch
 
 from apr import grammar as g
 from apr.models import build_model
-from apr.rl.episodes import episode_sequences
+from apr.rl.episodes import call_sequence, episode_sequences
 from apr.rl.loss import make_micro_batch, token_logprobs
 from apr.rl.rollout import EmbeddedRollouts, solve_config
 from apr.runtime.limits import Limits
@@ -68,3 +68,18 @@ def test_spawning_episodes_match_the_sampler_and_train_only_generated_tokens(tok
         assert tok.decode(seq.ids[:seq.n_prompt], skip_special_tokens=True) == seg.prompt
         assert tok.decode(seq.ids[seq.n_prompt:], skip_special_tokens=True) == call["text"]
         assert all(end <= len(seg.prompt) for _, end in seg.inserted)
+
+
+def test_a_server_call_is_trained_on_the_eos_it_stopped_on(tok):
+    """An OpenAI-compatible backend returns text, re-encoded without the EOS the server stopped on."""
+    text = "\nExploring Operation: 10+5=15, Resulting Numbers: [15]\n"
+    ids = tok.encode(text, add_special_tokens=False)
+    server = call_sequence({"prompt": PROMPT, "text": text, "token_ids": ids, "logprobs": None,
+                            "finish_reason": "eos"}, tok, 0, "0")
+    engine = call_sequence({"prompt": PROMPT, "text": text, "token_ids": ids + [tok.eos_token_id],
+                            "logprobs": [-0.1] * (len(ids) + 1), "finish_reason": "eos"}, tok, 0, "0")
+    assert server.ids == engine.ids == tok(PROMPT)["input_ids"] + ids + [tok.eos_token_id]
+    assert server.runtime_logprobs is None and engine.runtime_logprobs is not None
+    cut = call_sequence({"prompt": PROMPT, "text": text, "token_ids": ids, "logprobs": None,
+                         "finish_reason": "length"}, tok, 0, "0")
+    assert cut.ids[-1] != tok.eos_token_id and cut.n_completion == len(ids)
