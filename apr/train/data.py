@@ -20,8 +20,13 @@ FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 REQUIRED = ("prompt", "completion")
 
 
-class SFTDataError(ValueError):
-    """Training data that cannot be used as given (missing, unreadable, wrong fields, too long)."""
+class SFTInputError(ValueError):
+    """Input a training run cannot use: missing or unreadable files, wrong fields, overlong rows, bad settings."""
+
+
+def column(ds: datasets.Dataset, name: str) -> list:
+    """A whole column as a Python list, in one Arrow call (``ds[name]`` reads row by row: minutes at 1M rows)."""
+    return ds.with_format("arrow")[name].to_pylist()
 
 
 def _data_files(paths: Sequence[str | Path]) -> tuple[str, list[str]]:
@@ -31,20 +36,20 @@ def _data_files(paths: Sequence[str | Path]) -> tuple[str, list[str]]:
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.suffix in FORMATS)
             if not found:
-                raise SFTDataError(f"directory {p} holds no {'/'.join(FORMATS)} files")
+                raise SFTInputError(f"directory {p} holds no {'/'.join(FORMATS)} files")
             files += found
         elif p.is_file():
             files.append(p)
         else:
-            raise SFTDataError(f"data file not found: {p}")
+            raise SFTInputError(f"data file not found: {p}")
     if not files:
-        raise SFTDataError("no data files given")
+        raise SFTInputError("no data files given")
     kinds = {FORMATS.get(f.suffix) for f in files}
     if None in kinds:
         bad = next(f for f in files if f.suffix not in FORMATS)
-        raise SFTDataError(f"{bad}: unsupported data file type; use .jsonl, .json or .parquet")
+        raise SFTInputError(f"{bad}: unsupported data file type; use .jsonl, .json or .parquet")
     if len(kinds) > 1:
-        raise SFTDataError("mix of JSON and Parquet data files; convert them to one format")
+        raise SFTInputError("mix of JSON and Parquet data files; convert them to one format")
     return kinds.pop(), [str(f) for f in files]
 
 
@@ -55,16 +60,16 @@ def load_rows(paths: Sequence[str | Path]) -> datasets.Dataset:
         ds = datasets.load_dataset(kind, data_files=files, split="train")
     except Exception as e:  # datasets wraps parser errors in several exception types
         cause = e.__cause__ or e
-        raise SFTDataError(f"could not read {', '.join(files)}: {type(cause).__name__}: {cause}") from None
+        raise SFTInputError(f"could not read {', '.join(files)}: {type(cause).__name__}: {cause}") from None
     missing = [c for c in REQUIRED if c not in ds.column_names]
     if missing:
-        raise SFTDataError(f"{', '.join(files)}: rows lack field(s) {', '.join(missing)} "
+        raise SFTInputError(f"{', '.join(files)}: rows lack field(s) {', '.join(missing)} "
                            f"(found: {', '.join(ds.column_names)})")
     for c in REQUIRED:
         if ds.features[c].dtype not in ("string", "large_string"):
-            raise SFTDataError(f"{', '.join(files)}: field {c!r} must be a string, found {ds.features[c].dtype}")
+            raise SFTInputError(f"{', '.join(files)}: field {c!r} must be a string, found {ds.features[c].dtype}")
     if len(ds) == 0:
-        raise SFTDataError(f"{', '.join(files)}: no rows")
+        raise SFTInputError(f"{', '.join(files)}: no rows")
     return ds
 
 
@@ -76,7 +81,7 @@ def tokenize_rows(ds: datasets.Dataset, tokenizer: PreTrainedTokenizerBase) -> d
         out: dict[str, list] = {"input_ids": [], "n_prompt": [], "length": []}
         for prompt, completion in zip(batch["prompt"], batch["completion"]):
             if prompt is None or completion is None:
-                raise SFTDataError("a row has a null prompt or completion")
+                raise SFTInputError("a row has a null prompt or completion")
             ids, n_prompt = encode_segment(tokenizer, prompt, completion)
             out["input_ids"].append(ids)
             out["n_prompt"].append(n_prompt)
@@ -89,19 +94,19 @@ def tokenize_rows(ds: datasets.Dataset, tokenizer: PreTrainedTokenizerBase) -> d
 
 def apply_length_policy(ds: datasets.Dataset, max_tokens: int, policy: LongPolicy) -> tuple[datasets.Dataset, str | None]:
     """Reject, truncate or drop sequences over ``max_tokens``; return the data and a report line."""
-    lengths = ds["length"]
+    lengths = column(ds, "length")
     long_rows = [i for i, n in enumerate(lengths) if n > max_tokens]
     if not long_rows:
         return ds, None
     summary = (f"{len(long_rows)} of {len(ds)} sequences are longer than {max_tokens} tokens "
                f"(longest: {max(lengths[i] for i in long_rows)})")
     if policy == "error":
-        raise SFTDataError(f"{summary}; pass --truncate or --drop-long, or raise --context-length")
+        raise SFTInputError(f"{summary}; pass --truncate or --drop-long, or raise --context-length")
     if policy == "drop":
         long_set = set(long_rows)
         kept = ds.select([i for i in range(len(ds)) if i not in long_set])
         if len(kept) == 0:
-            raise SFTDataError(f"{summary}; dropping them leaves no data")
+            raise SFTInputError(f"{summary}; dropping them leaves no data")
         return kept, f"{summary}: dropped"
     return ds.map(lambda r: {"input_ids": r["input_ids"][:max_tokens], "length": min(r["length"], max_tokens)},
                   desc="truncating"), f"{summary}: truncated (their EOS and tail carry no loss)"
@@ -109,12 +114,12 @@ def apply_length_policy(ds: datasets.Dataset, max_tokens: int, policy: LongPolic
 
 def split_validation(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Hold out ``fraction`` of the data, by ``problem_id`` when present so threads of one problem stay together."""
-    keys = ds["problem_id"] if "problem_id" in ds.column_names else list(range(len(ds)))
+    keys = column(ds, "problem_id") if "problem_id" in ds.column_names else list(range(len(ds)))
     unique = sorted(set(keys), key=str)
     random.Random(f"apr-val:{seed}").shuffle(unique)
     n_val = max(1, round(fraction * len(unique)))
     if n_val >= len(unique):
-        raise SFTDataError(f"cannot hold out {fraction:.1%} for validation from {len(unique)} problem(s); "
+        raise SFTInputError(f"cannot hold out {fraction:.1%} for validation from {len(unique)} problem(s); "
                            "pass --val-data or --val-fraction 0")
     held = set(unique[:n_val])
     val = [i for i, k in enumerate(keys) if k in held]

@@ -18,8 +18,8 @@ import math
 import random
 import time
 from contextlib import nullcontext
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,25 +33,27 @@ from apr.models import build_model, check_tokenizer, get_preset, load_model
 from apr.train import checkpoint as ckpt
 from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
 from apr.train.config import RESUME_FIXED, LossOn, SFTConfig
-from apr.train.data import SFTDataError, apply_length_policy, load_rows, split_validation, tokenize_rows
+from apr.train.data import SFTInputError, apply_length_policy, column, load_rows, split_validation, tokenize_rows
 
 
 def _check_config(c: SFTConfig) -> None:
     get_preset(c.preset)
     if c.max_steps is None and c.max_minutes is None:
-        raise SFTDataError("give a budget: --max-steps and/or --max-minutes")
+        raise SFTInputError("give a budget: --max-steps and/or --max-minutes")
     positive = {"tokens_per_batch": c.tokens_per_batch, "grad_accum": c.grad_accum, "lr": c.lr,
                 "eval_every": c.eval_every, "save_every": c.save_every, "keep_checkpoints": c.keep_checkpoints,
                 "log_every": c.log_every, "max_steps": c.max_steps or 1, "max_minutes": c.max_minutes or 1}
     bad = [k for k, v in positive.items() if v <= 0]
     if bad:
-        raise SFTDataError(f"must be positive: {', '.join(bad)}")
+        raise SFTInputError(f"must be positive: {', '.join(bad)}")
     if c.loss_on not in ("all", "completion"):
-        raise SFTDataError(f"loss_on must be 'all' or 'completion', got {c.loss_on!r}")
+        raise SFTInputError(f"loss_on must be 'all' or 'completion', got {c.loss_on!r}")
     if c.precision not in ("bf16", "fp32"):
-        raise SFTDataError(f"precision must be 'bf16' or 'fp32', got {c.precision!r}")
+        raise SFTInputError(f"precision must be 'bf16' or 'fp32', got {c.precision!r}")
     if not 0 <= c.val_fraction < 1:
-        raise SFTDataError(f"val_fraction must be in [0, 1), got {c.val_fraction}")
+        raise SFTInputError(f"val_fraction must be in [0, 1), got {c.val_fraction}")
+    if not 0 <= c.min_lr_ratio <= 1 or c.warmup_steps < 0:
+        raise SFTInputError("min_lr_ratio must be in [0, 1] and warmup_steps >= 0")
 
 
 def _absolute(paths: list[str]) -> list[str]:
@@ -92,9 +94,9 @@ def _prepare_data(c: SFTConfig, tokenizer: PreTrainedTokenizerBase, max_tokens: 
 
     train = police("train", train)
     val = police("val", val) if val is not None else None
-    longest = max(train["length"])
+    longest = max(column(train, "length"))
     if longest > c.tokens_per_batch:
-        raise SFTDataError(f"--tokens-per-batch {c.tokens_per_batch} is smaller than the longest sequence "
+        raise SFTInputError(f"--tokens-per-batch {c.tokens_per_batch} is smaller than the longest sequence "
                            f"({longest} tokens); raise it to at least {longest}")
     keep = ["input_ids", "n_prompt", "length"]
     return _Data(train.select_columns(keep), val.select_columns(keep) if val is not None else None, report)
@@ -131,7 +133,7 @@ def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: lis
 @torch.no_grad()
 def evaluate(model: PreTrainedModel, val: Any, c: SFTConfig, pad_id: int, accelerator: Accelerator) -> float:
     """Mean per-token loss over up to ``eval_tokens`` validation tokens (the same ones every time)."""
-    lengths, plan, total = val["length"], [], 0
+    lengths, plan, total = column(val, "length"), [], 0
     for b in plan_epoch(lengths, c.tokens_per_batch, c.seed, epoch=0):
         if total >= c.eval_tokens:
             break
@@ -166,11 +168,11 @@ class _Metrics:
 def _resume_point(c: SFTConfig, out: Path, world_size: int) -> tuple[Path | None, dict[str, Any] | None]:
     """The newest checkpoint to resume from and its state, after checking the run's settings agree."""
     if out.exists() and not out.is_dir():
-        raise SFTDataError(f"--out {out} is a file, not a folder")
+        raise SFTInputError(f"--out {out} is a file, not a folder")
     existing = ckpt.training_checkpoints(out)
     if not c.resume:
         if existing or (out / ckpt.FINAL).exists():
-            raise SFTDataError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+            raise SFTInputError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         return None, None
     if not existing:
         return None, None
@@ -180,7 +182,7 @@ def _resume_point(c: SFTConfig, out: Path, world_size: int) -> tuple[Path | None
     diff = [k for k in now if saved.get(k) != now[k]]
     if diff:
         changes = "; ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
-        raise SFTDataError(f"cannot resume {path}: settings differ from the interrupted run ({changes})")
+        raise SFTInputError(f"cannot resume {path}: settings differ from the interrupted run ({changes})")
     return path, state
 
 
@@ -189,11 +191,11 @@ def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokeni
     if init is None:
         return c.context_length or get_preset(c.preset).context_length
     if not (init / "config.json").is_file():
-        raise SFTDataError(f"{init} is not a model checkpoint (no config.json)")
+        raise SFTInputError(f"{init} is not a model checkpoint (no config.json)")
     config = AutoConfig.from_pretrained(init)
     check_tokenizer(config, tokenizer, where=f"checkpoint {init}")
     if c.context_length and c.context_length != config.max_position_embeddings:
-        raise SFTDataError(f"--context-length {c.context_length} differs from {init}'s {config.max_position_embeddings}")
+        raise SFTInputError(f"--context-length {c.context_length} differs from {init}'s {config.max_position_embeddings}")
     return config.max_position_embeddings
 
 
@@ -211,7 +213,7 @@ def _load_tokenizer(path: str | None) -> PreTrainedTokenizerBase:
     try:
         return load_tokenizer(path)
     except (OSError, ValueError) as e:
-        raise SFTDataError(f"could not load tokenizer {path}: {e}") from None
+        raise SFTInputError(f"could not load tokenizer {path}: {e}") from None
 
 
 def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None] | None = None) -> Path:
@@ -277,7 +279,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     def done() -> bool:
         return (c.max_steps is not None and step >= c.max_steps) or elapsed >= budget_s
 
-    steps = iterate_steps(data.train["length"], c.tokens_per_batch, c.seed, world_size=accelerator.num_processes,
+    steps = iterate_steps(column(data.train, "length"), c.tokens_per_batch, c.seed, world_size=accelerator.num_processes,
                           rank=accelerator.process_index, grad_accum=c.grad_accum, start_step=step)
     bar = tqdm(total=c.max_steps, initial=step, disable=not (main and c.progress), unit="step", dynamic_ncols=True)
     run_start, elapsed_before = time.perf_counter(), elapsed

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ from safetensors.torch import load_file
 from apr.models import ModelConfigError, build_model, load_model
 from apr.tokenizer import encode_segment, load_tokenizer
 from apr.train import checkpoint as ckpt
-from apr.train.sft import SFTDataError, train_sft
+from apr.train import sft as sft_module
+from apr.train.sft import SFTInputError, lr_at, train_sft
 
 PROMPT = "Current State: 27:[22, 26, 31, 53], Operations: []"
 
@@ -88,9 +90,9 @@ def test_resuming_a_killed_run_reaches_the_uninterrupted_weights(tiny_config, tm
 def test_resume_refuses_changed_settings_and_a_fresh_run_refuses_a_used_folder(tiny_config, tmp_path):
     with pytest.raises(Killed):
         train_sft(tiny_config(), on_step=_kill_at(2))
-    with pytest.raises(SFTDataError, match=r"settings differ .*lr: 0.003 -> 0.001"):
+    with pytest.raises(SFTInputError, match=r"settings differ .*lr: 0.003 -> 0.001"):
         train_sft(tiny_config(resume=True, lr=1e-3))
-    with pytest.raises(SFTDataError, match="already holds a run; pass --resume"):
+    with pytest.raises(SFTInputError, match="already holds a run; pass --resume"):
         train_sft(tiny_config())
 
 
@@ -114,11 +116,34 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
     assert ckpt.load_state(path) == {"step": 2}
 
 
-def test_time_budget_stops_the_run_and_decays_the_lr(tiny_config, tmp_path):
-    final = train_sft(tiny_config(max_steps=None, max_minutes=0.03, warmup_steps=1, save_every=10_000))
+class FakeClock:
+    """``time`` for apr.train.sft whose perf_counter advances 0.5 s per call: speed-independent budgets."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 0.5
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_time_budget_stops_the_run_and_decays_the_lr_with_the_clock(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(sft_module, "time", FakeClock())
+    final = train_sft(tiny_config(max_steps=None, max_minutes=0.1, warmup_steps=0, save_every=10_000))
     train = [r for r in _records(tmp_path / "run") if "loss" in r]
-    assert final.exists() and train[-1]["elapsed_s"] >= 0.03 * 60
-    assert train[-1]["lr"] < 0.5 * 3e-3  # well into the cosine: progress is measured in time
+    assert final.exists() and 6 <= train[-1]["elapsed_s"] < 7  # stopped at the first step past 6 s
+    lrs = [r["lr"] for r in train]
+    assert lrs[0] == 3e-3 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.2 * 3e-3  # decayed with time
+
+
+def test_lr_warms_up_linearly_then_follows_a_cosine_to_the_floor(tiny_config):
+    c = tiny_config(lr=1e-3, warmup_steps=4, min_lr_ratio=0.1)
+    assert [lr_at(c, s, 0.0) for s in range(4)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lr_at(c, 10, 0.5) == pytest.approx(0.55e-3)  # halfway down the cosine
+    assert lr_at(c, 10, 1.0) == lr_at(c, 10, 7.0) == pytest.approx(1e-4)
 
 
 def test_tokenizer_that_does_not_match_the_start_checkpoint_is_refused(tiny_config, tmp_path):
