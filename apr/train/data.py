@@ -14,6 +14,7 @@ from typing import Sequence
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from apr.tokenizer import encode_segment
 from apr.train.config import LongPolicy
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -75,8 +76,6 @@ def load_rows(paths: Sequence[str | Path]) -> datasets.Dataset:
 
 def tokenize_rows(ds: datasets.Dataset, tokenizer: PreTrainedTokenizerBase) -> datasets.Dataset:
     """Add ``input_ids``, ``n_prompt`` (BOS + prompt tokens) and ``length`` via ``apr.tokenizer``."""
-    from apr.tokenizer import encode_segment
-
     def encode(batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "n_prompt": [], "length": []}
         for prompt, completion in zip(batch["prompt"], batch["completion"]):

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from apr.models import build_model, check_tokenizer, get_preset, load_model
+from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
 from apr.train.config import RESUME_FIXED, LossOn, SFTConfig
@@ -150,13 +151,20 @@ def evaluate(model: PreTrainedModel, val: Any, c: SFTConfig, pad_id: int, accele
     return (sums[0] / sums[1].clamp(min=1)).item()
 
 
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError):  # a line cut short by a kill
+        return math.inf
+
+
 class _Metrics:
-    """Append-only JSONL log; on resume, records past the checkpoint's step are dropped first."""
+    """Append-only JSONL log; on resume, records past the checkpoint's step (and a torn last line) are dropped."""
 
     def __init__(self, path: Path, enabled: bool, resume_step: int) -> None:
         self.path, self.enabled = path, enabled
         if enabled and path.exists():
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
             path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, **record: Any) -> None:
@@ -208,8 +216,6 @@ def _run_settings(c: SFTConfig, world_size: int) -> dict[str, Any]:
 
 
 def _load_tokenizer(path: str | None) -> PreTrainedTokenizerBase:
-    from apr.tokenizer import load_tokenizer
-
     try:
         return load_tokenizer(path)
     except (OSError, ValueError) as e:

@@ -79,6 +79,8 @@ def test_resuming_a_killed_run_reaches_the_uninterrupted_weights(tiny_config, tm
     with pytest.raises(Killed):
         train_sft(tiny_config(out=str(cut), precision=precision), on_step=_kill_at(5))
     assert [s for s, _ in ckpt.training_checkpoints(cut)] == [2, 4] and not (cut / "final").exists()
+    with (cut / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 6, "lo')  # a record torn by the kill
 
     resumed = train_sft(tiny_config(out=str(cut), precision=precision, resume=True))
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
