@@ -44,6 +44,10 @@ class SolveConfig:
     verify: Verifier | None = None  # checks child and root answers (meta["verified"])
     early_join: bool = False  # cancel a spawn's other children once one returns a verified answer
 
+    def __post_init__(self) -> None:
+        if self.early_join and self.verify is None:
+            raise ValueError("early_join needs a verifier: it waits for a verified answer")
+
 
 # -- public API ------------------------------------------------------------------------------
 async def asolve(prompt: str, backend: Backend, config: SolveConfig = SolveConfig(), *, index: int = 0) -> Thread:
