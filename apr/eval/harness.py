@@ -70,7 +70,7 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
     run = {
         "command": command,
         "problems_file": str(config.problems), "problems": len(problems), "n_numbers": n_numbers,
-        "models": {fmt: m.identity for fmt, m in models.items()},
+        "models": {fmt: {"name": m.name, **m.identity} for fmt, m in models.items()},
         "context_length": {fmt: m.context_length for fmt, m in models.items()},
         "backend": f"OpenAI-compatible server {config.backend_url}" if config.backend_url
         else f"embedded engine ({config.dtype}, max batch {config.max_batch})",
@@ -85,7 +85,6 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
     out = config.out
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     atomic_write_bytes(out / "report.md", render(run, summaries).encode())
-    names = " / ".join(f"{'APR' if fmt == 'apr' else 'SoS+'} {m.identity.get('checkpoint') or m.identity['model']}"
-                       for fmt, m in models.items())
+    names = " / ".join(f"{'APR' if fmt == 'apr' else 'SoS+'} {m.name}" for fmt, m in models.items())
     write_plots(out, summaries, f"This run: {names}\n{len(problems)} problems with {n_numbers} numbers")
     return summary

@@ -101,7 +101,8 @@ class Model:
     backend: Backend
     codec: TokenCodec
     context_length: int
-    identity: dict[str, Any]
+    name: str  # the checkpoint folder or served model name, for the report
+    identity: dict[str, Any]  # what a resumed run must match: the weights' digest, or server and model name
     served: bool = False  # an OpenAI-compatible server: token counts come from our tokenizer
 
     def count(self, text: str) -> int:
@@ -143,8 +144,7 @@ def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, 
     tok = _tokenizer_for(path, tokenizer)
     model = load_model(path, tok, dtype=getattr(torch, dtype))  # refuses a tokenizer that does not fit
     backend = EmbeddedBackend(model, tok, max_slots=max_batch)
-    return Model(fmt, backend, backend.codec, backend.context_length,
-                 {"checkpoint": str(path), "weights": _weights_digest(path)})
+    return Model(fmt, backend, backend.codec, backend.context_length, str(path), {"weights": _weights_digest(path)})
 
 
 def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_length: int | None) -> Model:
@@ -158,7 +158,7 @@ def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_
         context_length = AutoConfig.from_pretrained(path).max_position_embeddings
     backend = OpenAIBackend(url, ref, encode=lambda text: codec.encode(text, bos=False),
                             context_length=context_length)
-    return Model(fmt, backend, codec, context_length, {"server": url, "model": ref}, served=True)
+    return Model(fmt, backend, codec, context_length, ref, {"server": url, "model": ref}, served=True)
 
 
 async def check_served_tokenizer(model: Model, problem: Problem) -> None:

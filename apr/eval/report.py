@@ -21,7 +21,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _run_section(run: dict[str, Any]) -> str:
-    models = "; ".join(f"{fmt}: `{m.get('checkpoint') or m.get('model')}`" for fmt, m in run["models"].items())
+    models = "; ".join(f"{fmt}: `{m['name']}`" for fmt, m in run["models"].items())
     lines = [
         f"- Command: `{run['command']}`",
         f"- Problems: `{run['problems_file']}`, the first {run['problems']} ({run['n_numbers']} numbers each)",

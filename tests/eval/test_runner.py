@@ -37,7 +37,7 @@ def solver_model(tok, fmt: str, problems=POOL) -> tuple[Model, dict[str, bool]]:
             table[prompt] = trace[len(prompt):]
             solved[p.id] = "Goal Reached" in trace
     backend = ScriptedBackend(lambda prompt, rng: table[prompt], tok)
-    return Model(fmt, backend, TokenCodec(tok), 4096, {"model": f"solver-{fmt}"}), solved
+    return Model(fmt, backend, TokenCodec(tok), 4096, f"solver-{fmt}", {"model": f"solver-{fmt}"}), solved
 
 
 def run(setting, model, store, done=None):
