@@ -43,7 +43,7 @@ from apr.rl.rollout import EmbeddedRollouts, Rollouts, ServerRollouts, solve_con
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import plan_epoch
-from apr.train.sft import _Metrics as MetricsLog
+from apr.train.sft import MetricsLog
 
 
 def step_problems(n: int, k: int, seed: int, step: int) -> list[int]:

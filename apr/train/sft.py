@@ -35,6 +35,7 @@ from apr.train import checkpoint as ckpt
 from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
 from apr.train.config import RESUME_FIXED, LossOn, SFTConfig
 from apr.train.data import SFTInputError, apply_length_policy, column, load_rows, split_validation, tokenize_rows
+from apr.train.memory import limit_heap_fragmentation
 
 
 def _check_config(c: SFTConfig) -> None:
@@ -158,7 +159,7 @@ def _step_of(line: str) -> float:
         return math.inf
 
 
-class _Metrics:
+class MetricsLog:
     """Append-only JSONL log; on resume, records past the checkpoint's step (and a torn last line) are dropped."""
 
     def __init__(self, path: Path, enabled: bool, resume_step: int) -> None:
@@ -229,6 +230,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     any) with the unwrapped model: a hook for custom evaluation, or for tests to stop a run. All input is
     checked (preset, tokenizer vs checkpoint, data files, lengths) before the model is built.
     """
+    limit_heap_fragmentation()
     c = config
     _check_config(c)
     # cpu=True without CUDA: otherwise accelerate ignores torchrun's env on a CPU box and trains each rank alone.
@@ -266,7 +268,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     model, optimizer = accelerator.prepare(model, optimizer)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    metrics = _Metrics(out / "metrics.jsonl", main, step)
+    metrics = MetricsLog(out / "metrics.jsonl", main, step)
     pad_id = tokenizer.pad_token_id
     settings = _run_settings(c, accelerator.num_processes)
     budget_s = c.max_minutes * 60 if c.max_minutes else math.inf

@@ -53,3 +53,12 @@ def test_collate_shifts_pads_right_and_masks_prompt_targets():
     completion = collate(seqs, n_prompt, pad_id=3, loss_on="completion")
     assert completion.targets.tolist() == [[IGNORE, IGNORE, 20, 21, 2], [IGNORE, 22, 2, IGNORE, IGNORE]]
     assert completion.n_targets == 5 and torch.equal(completion.inputs, every.inputs)
+
+
+def test_heap_fragmentation_guard_applies_on_glibc():
+    import platform
+
+    from apr.train.memory import limit_heap_fragmentation
+
+    applied = limit_heap_fragmentation()
+    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
