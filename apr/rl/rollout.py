@@ -47,11 +47,7 @@ class EmbeddedRollouts:
 
     def __init__(self, policy: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, dtype: str, max_slots: int):
         self.model = copy.deepcopy(policy).eval()
-        # Parameters only: ``Module.to(bf16)`` would also round RoPE's fp32 ``inv_freq`` buffer, which
-        # moves the rotary cos/sin by up to 0.5 at position 4000 (from_pretrained keeps it fp32).
-        for p in self.model.parameters():
-            p.data = p.data.to(DTYPES[dtype])
-        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots)
+        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots, dtype=DTYPES[dtype])
 
     @torch.no_grad()
     def sync(self, policy: PreTrainedModel) -> None:

@@ -70,7 +70,10 @@ class EmbeddedBackend:
     def __init__(self, model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, max_slots: int = 32,
                  max_len: int | None = None, dtype: torch.dtype | None = None, reuse_cache: bool = True):
         if dtype is not None:
-            model = model.to(dtype)
+            # Parameters only: Module.to() would also round RoPE's fp32 inv_freq buffer, moving the
+            # rotary cos/sin by up to 0.5 at position 4000 (from_pretrained keeps buffers in fp32).
+            for p in model.parameters():
+                p.data = p.data.to(dtype)
         self.codec = TokenCodec(tokenizer)
         self.engine = Engine(model, max_slots=max_slots, max_len=max_len,
                              stop_token_ids=[self.codec.eos_token_id], token_bytes=self.codec.token_bytes)

@@ -127,3 +127,19 @@ def test_prompt_longer_than_the_window_finishes_without_decoding(model, tok):
     out = run(backend.generate("s", PROMPTS[0], SamplingParams(max_tokens=5)))
     assert (out.finish_reason, out.token_ids) == ("context", [])
     assert backend.context_length == 16
+
+
+def test_a_bf16_engine_keeps_rope_buffers_in_fp32():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from apr.runtime.embedded import EmbeddedBackend
+    from apr.tokenizer import load_tokenizer
+
+    tok = load_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM(config)
+    EmbeddedBackend(model, tok, max_slots=2, dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+    assert all(b.dtype == torch.float32 for name, b in model.named_buffers() if "inv_freq" in name)
