@@ -15,7 +15,7 @@ by flags. The calls follow the orchestrator: parent decodes, its last tokens sta
 block and are dropped at the join, the 8 children decode concurrently, the parent continues from
 ``context before the spawn + join block``.
 
-    python benchmarks/runtime.py                 # ~10 minutes on one shared CPU core
+    python benchmarks/runtime.py                 # ~2 minutes on a quiet machine, 10+ on a loaded one
     python benchmarks/runtime.py --child 128     # quicker
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import string
@@ -82,42 +83,59 @@ def benchmark_model(tok, hidden: int, layers: int) -> LlamaForCausalLM:
     return model
 
 
-async def run_tree(backend: Backend, plan: TreePlan) -> dict[str, float]:
-    """One tree, as the orchestrator would call the backend. Returns phase timings (seconds)."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Span:
+    """Wall and CPU seconds of one measured stretch. With one torch thread the process's CPU time is
+    the work done; on a machine shared with other jobs, wall time also counts the neighbours."""
+
+    wall: float
+    cpu: float
+
+    @staticmethod
+    def start() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    @classmethod
+    def since(cls, mark: tuple[float, float]) -> "Span":
+        return cls(time.perf_counter() - mark[0], time.process_time() - mark[1])
+
+
+def best(spans: list[Span]) -> Span:
+    return Span(min(s.wall for s in spans), min(s.cpu for s in spans))
+
+
+async def run_tree(backend: Backend, plan: TreePlan) -> dict:
+    """One tree, called as the orchestrator calls the backend. Returns phase timings and the parent's text."""
+    t0 = Span.start()
     first = await backend.generate("root", plan.prompt, SamplingParams(max_tokens=plan.parent_tokens))
-    t1 = time.perf_counter()
+    parent = Span.since(t0)  # alone in the batch: batch-1 steps
+    t1 = Span.start()
     children = await asyncio.gather(*(
         backend.generate(f"child{i}", p, SamplingParams(max_tokens=plan.child_tokens))
         for i, p in enumerate(plan.child_prompts)))
-    t2 = time.perf_counter()
+    spawn = Span.since(t1)
     for i in range(len(children)):
         backend.release(f"child{i}")
-    before_spawn = first.text[: -SPAWN_TOKENS]
-    after = await backend.generate("root", plan.prompt + before_spawn + plan.join,
+    after = await backend.generate("root", plan.prompt + first.text[: -SPAWN_TOKENS] + plan.join,
                                    SamplingParams(max_tokens=plan.after_tokens))
-    t3 = time.perf_counter()
+    tree = Span.since(t0)
     backend.release("root")
     assert len(first.token_ids) == plan.parent_tokens and all(len(c.token_ids) == plan.child_tokens for c in children)
-    return {"tree": t3 - t0, "children": t2 - t1, "join_prefill": after.prefill_seconds,
-            "join_cached": after.cached_tokens, "join_prompt": after.prompt_tokens,
-            "batch1_step": first.decode_seconds / (len(first.token_ids) - 1), "parent_text": first.text}
+    step = Span(parent.wall / plan.parent_tokens, parent.cpu / plan.parent_tokens)
+    return {"tree": tree, "spawn": spawn, "step": step, "join_cached": after.cached_tokens,
+            "join_prompt": after.prompt_tokens, "parent_text": first.text}
 
 
-async def join_cost(backend: Backend, parent: str, join: str, repeats: int) -> float:
-    """Median prefill seconds of a join onto a session holding ``parent`` (its spawn block included).
+async def join_once(backend: Backend, parent: str, join: str) -> Span:
+    """One join onto a session holding ``parent`` (spawn block included): the continuation's prefill.
 
-    The parent's context is prefilled rather than decoded: the cache holds the same tokens either
-    way, and the measurement is only the join call's prefill.
+    The parent's context is prefilled rather than decoded (the cache holds the same tokens either
+    way); the join call decodes a single token, so it measures the prefill.
     """
-    joined = parent[: -SPAWN_TOKENS] + join
-    times = []
-    for _ in range(repeats):
-        await backend.generate("parent", parent, SamplingParams(max_tokens=1))  # the parent at its spawn
-        out = await backend.generate("parent", joined, SamplingParams(max_tokens=1))
-        times.append(out.prefill_seconds)
-    backend.release("parent")
-    return statistics.median(times)
+    await backend.generate("parent", parent, SamplingParams(max_tokens=1))
+    mark = Span.start()
+    await backend.generate("parent", parent[: -SPAWN_TOKENS] + join, SamplingParams(max_tokens=1))
+    return Span.since(mark)
 
 
 def main() -> None:
@@ -128,6 +146,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=256, help="tokens each of the 8 children decodes")
     parser.add_argument("--after", type=int, default=64, help="tokens the parent decodes after the join")
     parser.add_argument("--join-parent", type=int, default=1000, help="parent tokens for the join measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="tree runs per system, interleaved; the best counts")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; on a shared machine 2 threads spin-wait against other jobs and run "
                              "up to ~50x slower than 1 (measured), so 1 is the default")
@@ -139,50 +158,58 @@ def main() -> None:
     plan = TreePlan(prompt, child_prompts, join, args.parent, args.child, args.after)
     systems = {
         "embedded": EmbeddedBackend(model, tok, max_slots=16),
-        "sequential generate": SequentialBackend(model, tok),
+        "sequential": SequentialBackend(model, tok),
         "re-prefill": EmbeddedBackend(model, tok, max_slots=16, reuse_cache=False),
     }
     asyncio.run(run_tree(systems["embedded"], TreePlan(prompt, child_prompts, join, 16, 16, 16)))  # warm up
-    results = {name: asyncio.run(run_tree(b, plan)) for name, b in systems.items()}
-    # A parent of --join-parent tokens: the root prompt, then the model's own text from the tree run.
-    text = results["embedded"]["parent_text"]
-    filler = (text * (1 + args.join_parent // max(1, len(text))))[: args.join_parent - len(tok.encode(prompt))]
-    parent = prompt + filler
-    join_64 = "\n".join(join.split("\n")[:6]) + "\n"
-    join_ms = {
-        (name, label): 1e3 * asyncio.run(join_cost(systems[name], parent, text_, repeats=5))
-        for name in ("embedded", "re-prefill") for label, text_ in (("demo", join), ("short", join_64))
-    }
-    emb, seq, pre = results["embedded"], results["sequential generate"], results["re-prefill"]
-    ideal = plan.critical_path * emb["batch1_step"]
-    n_join, n_short = tok.encode(join, add_special_tokens=False), tok.encode(join_64, add_special_tokens=False)
+    runs: dict[str, list[dict]] = {name: [] for name in systems}
+    for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits every system
+        for name, backend in systems.items():
+            runs[name].append(asyncio.run(run_tree(backend, plan)))
+    res = {name: {k: best([r[k] for r in rs]) for k in ("tree", "spawn", "step")} for name, rs in runs.items()}
 
-    print(f"model: Llama hidden {args.hidden}, {args.layers} layers, bf16, {torch.get_num_threads()} threads; "
-          f"tree: parent {args.parent} tok, 8 children x {args.child} tok, join {len(n_join)} tok, "
-          f"after {args.after} tok; critical path {plan.critical_path} tok")
-    rows = [
-        ("spawn of 8 children, wall s", emb["children"], seq["children"], pre["children"],
-         f"{seq['children'] / emb['children']:.1f}x faster than sequential (target >= 4.5x)"),
-        ("whole tree, wall s", emb["tree"], seq["tree"], pre["tree"],
-         f"{seq['tree'] / emb['tree']:.1f}x faster than sequential"),
-        (f"join prefill, {len(n_join)}-tok join on a {len(tok.encode(parent))}-tok parent, ms",
-         join_ms["embedded", "demo"], None,
-         join_ms["re-prefill", "demo"], f"{join_ms['embedded', 'demo'] / join_ms['re-prefill', 'demo']:.2f}x of re-prefill"
-         " (target <= 0.15x)"),
-        (f"join prefill, {len(n_short)}-tok join, ms", join_ms["embedded", "short"], None,
-         join_ms["re-prefill", "short"], f"{join_ms['embedded', 'short'] / join_ms['re-prefill', 'short']:.2f}x of re-prefill"),
-        ("tree wall / ideal (critical path x batch-1 step)", emb["tree"] / ideal, seq["tree"] / ideal,
-         pre["tree"] / ideal, f"ideal {ideal:.2f}s = {plan.critical_path} tok x {1e3 * emb['batch1_step']:.1f} ms"
-         " (target <= 1.3)"),
-    ]
-    print()
-    print("| measure | embedded | sequential generate (a) | re-prefill (b) | ratio |")
+    # A parent of --join-parent tokens: the root prompt, then the model's own text from the tree run.
+    text = runs["embedded"][0]["parent_text"]
+    parent = prompt + (text * (1 + args.join_parent // len(text)))[: args.join_parent - len(tok.encode(prompt))]
+    short = "\n".join(join.split("\n")[:6]) + "\n"
+    joins = {}
+    for label, block in (("demo", join), ("short", short)):
+        pairs = [(asyncio.run(join_once(systems["embedded"], parent, block)),
+                  asyncio.run(join_once(systems["re-prefill"], parent, block))) for _ in range(7)]
+        joins[label] = (Span(statistics.median(a.wall for a, _ in pairs), statistics.median(a.cpu for a, _ in pairs)),
+                        Span(statistics.median(b.wall for _, b in pairs), statistics.median(b.cpu for _, b in pairs)))
+    report(args, tok, plan, parent, join, short, res, joins, runs["embedded"][0])
+
+
+def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: dict, joins: dict, tree_run: dict) -> None:
+    emb, seq, pre = res["embedded"], res["sequential"], res["re-prefill"]
+    n = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
+    print(f"model: Llama hidden {args.hidden}, {args.layers} layers, bf16, {torch.get_num_threads()} thread(s); "
+          f"tree: parent {args.parent} tok, 8 children x {args.child} tok, join {n(join)} tok, after {args.after} tok, "
+          f"critical path {plan.critical_path} tok; best of {args.rounds} interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("\nseconds as CPU / wall (one torch thread: CPU time is the work; wall time includes other jobs)\n")
+    print("| measure | embedded | sequential generate (a) | re-prefill (b) | ratio, CPU (wall) |")
     print("|---|---|---|---|---|")
-    for name, a, b, c, note in rows:
-        cells = [f"{x:.3f}" if x is not None else "-" for x in (a, b, c)]
-        print(f"| {name} | {' | '.join(cells)} | {note} |")
-    print(f"\njoin call in the tree: {emb['join_cached']} of {emb['join_prompt']} prompt tokens from cache (embedded), "
-          f"{pre['join_cached']} (re-prefill)")
+
+    def row(name: str, a: Span, b: Span | None, c: Span, ratio: Span, note: str) -> None:
+        cells = [f"{x.cpu:.3f} / {x.wall:.3f}" if x is not None else "-" for x in (a, b, c)]
+        print(f"| {name} | {' | '.join(cells)} | {ratio.cpu:.2f} ({ratio.wall:.2f}) {note} |")
+
+    row("spawn of 8 children, s", emb["spawn"], seq["spawn"], pre["spawn"],
+        Span(seq["spawn"].wall / emb["spawn"].wall, seq["spawn"].cpu / emb["spawn"].cpu), "x faster than (a); target >= 4.5")
+    row("whole tree, s", emb["tree"], seq["tree"], pre["tree"],
+        Span(seq["tree"].wall / emb["tree"].wall, seq["tree"].cpu / emb["tree"].cpu), "x faster than (a)")
+    for label, block in (("demo", join), ("short", short)):
+        a, c = joins[label]
+        row(f"join: {n(block)}-tok join block onto a {len(tok.encode(parent))}-tok parent, s", a, None, c,
+            Span(a.wall / c.wall, a.cpu / c.cpu), "of (b)" + ("; target <= 0.15" if label == "demo" else ""))
+    ideal = Span(plan.critical_path * emb["step"].wall, plan.critical_path * emb["step"].cpu)
+    row(f"tree / ideal (critical path {plan.critical_path} tok x batch-1 step "
+        f"{1e3 * emb['step'].cpu:.1f} ms CPU)", emb["tree"], seq["tree"], pre["tree"],
+        Span(emb["tree"].wall / ideal.wall, emb["tree"].cpu / ideal.cpu), "embedded / ideal; target <= 1.3")
+    print(f"\njoin call in the tree: {tree_run['join_cached']} of {tree_run['join_prompt']} prompt tokens "
+          f"served from the parent's cache")
 
 
 if __name__ == "__main__":
