@@ -84,8 +84,8 @@ def benchmark_model(tok, hidden: int, layers: int) -> LlamaForCausalLM:
 
 
 @dataclass(frozen=True)
-class Span:
-    """Wall and CPU seconds of one measured stretch. With one torch thread the process's CPU time is
+class Timing:
+    """Wall and CPU seconds of one measured stretch of work. With one torch thread the process's CPU time is
     the work done; on a machine shared with other jobs, wall time also counts the neighbours."""
 
     wall: float
@@ -96,46 +96,46 @@ class Span:
         return time.perf_counter(), time.process_time()
 
     @classmethod
-    def since(cls, mark: tuple[float, float]) -> "Span":
+    def since(cls, mark: tuple[float, float]) -> "Timing":
         return cls(time.perf_counter() - mark[0], time.process_time() - mark[1])
 
 
-def best(spans: list[Span]) -> Span:
-    return Span(min(s.wall for s in spans), min(s.cpu for s in spans))
+def best(spans: list[Timing]) -> Timing:
+    return Timing(min(s.wall for s in spans), min(s.cpu for s in spans))
 
 
 async def run_tree(backend: Backend, plan: TreePlan) -> dict:
     """One tree, called as the orchestrator calls the backend. Returns phase timings and the parent's text."""
-    t0 = Span.start()
+    t0 = Timing.start()
     first = await backend.generate("root", plan.prompt, SamplingParams(max_tokens=plan.parent_tokens))
-    parent = Span.since(t0)  # alone in the batch: batch-1 steps
-    t1 = Span.start()
+    parent = Timing.since(t0)  # alone in the batch: batch-1 steps
+    t1 = Timing.start()
     children = await asyncio.gather(*(
         backend.generate(f"child{i}", p, SamplingParams(max_tokens=plan.child_tokens))
         for i, p in enumerate(plan.child_prompts)))
-    spawn = Span.since(t1)
+    spawn = Timing.since(t1)
     for i in range(len(children)):
         backend.release(f"child{i}")
     after = await backend.generate("root", plan.prompt + first.text[: -SPAWN_TOKENS] + plan.join,
                                    SamplingParams(max_tokens=plan.after_tokens))
-    tree = Span.since(t0)
+    tree = Timing.since(t0)
     backend.release("root")
     assert len(first.token_ids) == plan.parent_tokens and all(len(c.token_ids) == plan.child_tokens for c in children)
-    step = Span(parent.wall / plan.parent_tokens, parent.cpu / plan.parent_tokens)
+    step = Timing(parent.wall / plan.parent_tokens, parent.cpu / plan.parent_tokens)
     return {"tree": tree, "spawn": spawn, "step": step, "join_cached": after.cached_tokens,
             "join_prompt": after.prompt_tokens, "parent_text": first.text}
 
 
-async def join_once(backend: Backend, parent: str, join: str) -> Span:
+async def join_once(backend: Backend, parent: str, join: str) -> Timing:
     """One join onto a session holding ``parent`` (spawn block included): the continuation's prefill.
 
     The parent's context is prefilled rather than decoded (the cache holds the same tokens either
     way); the join call decodes a single token, so it measures the prefill.
     """
     await backend.generate("parent", parent, SamplingParams(max_tokens=1))
-    mark = Span.start()
+    mark = Timing.start()
     await backend.generate("parent", parent[: -SPAWN_TOKENS] + join, SamplingParams(max_tokens=1))
-    return Span.since(mark)
+    return Timing.since(mark)
 
 
 def main() -> None:
@@ -176,8 +176,8 @@ def main() -> None:
     for label, block in (("demo", join), ("short", short)):
         pairs = [(asyncio.run(join_once(systems["embedded"], parent, block)),
                   asyncio.run(join_once(systems["re-prefill"], parent, block))) for _ in range(7)]
-        joins[label] = (Span(statistics.median(a.wall for a, _ in pairs), statistics.median(a.cpu for a, _ in pairs)),
-                        Span(statistics.median(b.wall for _, b in pairs), statistics.median(b.cpu for _, b in pairs)))
+        joins[label] = (Timing(statistics.median(a.wall for a, _ in pairs), statistics.median(a.cpu for a, _ in pairs)),
+                        Timing(statistics.median(b.wall for _, b in pairs), statistics.median(b.cpu for _, b in pairs)))
     report(args, tok, plan, parent, join, short, res, joins, runs["embedded"][0])
 
 
@@ -192,22 +192,22 @@ def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: d
     print("| measure | embedded | sequential generate (a) | re-prefill (b) | ratio, CPU (wall) |")
     print("|---|---|---|---|---|")
 
-    def row(name: str, a: Span, b: Span | None, c: Span, ratio: Span, note: str) -> None:
+    def row(name: str, a: Timing, b: Timing | None, c: Timing, ratio: Timing, note: str) -> None:
         cells = [f"{x.cpu:.3f} / {x.wall:.3f}" if x is not None else "-" for x in (a, b, c)]
         print(f"| {name} | {' | '.join(cells)} | {ratio.cpu:.2f} ({ratio.wall:.2f}) {note} |")
 
     row("spawn of 8 children, s", emb["spawn"], seq["spawn"], pre["spawn"],
-        Span(seq["spawn"].wall / emb["spawn"].wall, seq["spawn"].cpu / emb["spawn"].cpu), "x faster than (a); target >= 4.5")
+        Timing(seq["spawn"].wall / emb["spawn"].wall, seq["spawn"].cpu / emb["spawn"].cpu), "x faster than (a); target >= 4.5")
     row("whole tree, s", emb["tree"], seq["tree"], pre["tree"],
-        Span(seq["tree"].wall / emb["tree"].wall, seq["tree"].cpu / emb["tree"].cpu), "x faster than (a)")
+        Timing(seq["tree"].wall / emb["tree"].wall, seq["tree"].cpu / emb["tree"].cpu), "x faster than (a)")
     for label, block in (("demo", join), ("short", short)):
         a, c = joins[label]
         row(f"join: {n(block)}-tok join block onto a {len(tok.encode(parent))}-tok parent, s", a, None, c,
-            Span(a.wall / c.wall, a.cpu / c.cpu), "of (b)" + ("; target <= 0.15" if label == "demo" else ""))
-    ideal = Span(plan.critical_path * emb["step"].wall, plan.critical_path * emb["step"].cpu)
+            Timing(a.wall / c.wall, a.cpu / c.cpu), "of (b)" + ("; target <= 0.15" if label == "demo" else ""))
+    ideal = Timing(plan.critical_path * emb["step"].wall, plan.critical_path * emb["step"].cpu)
     row(f"tree / ideal (critical path {plan.critical_path} tok x batch-1 step "
         f"{1e3 * emb['step'].cpu:.1f} ms CPU)", emb["tree"], seq["tree"], pre["tree"],
-        Span(emb["tree"].wall / ideal.wall, emb["tree"].cpu / ideal.cpu), "embedded / ideal; target <= 1.3")
+        Timing(emb["tree"].wall / ideal.wall, emb["tree"].cpu / ideal.cpu), "embedded / ideal; target <= 1.3")
     print(f"\njoin call in the tree: {tree_run['join_cached']} of {tree_run['join_prompt']} prompt tokens "
           f"served from the parent's cache")
 
