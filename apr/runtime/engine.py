@@ -357,16 +357,16 @@ class Engine:
         # Decoder rows attend to positions <= their own; one mask serves every layer.
         dec_len = max((s.n_cached + 1 for s in batch[:d]), default=0)
         dec_mask = (torch.arange(dec_len, device=dev)[None, :] <= pos_t[:d, None])[:, None, None, :]
-        prefill_spans = []  # (slot, first flat row, first position, n tokens, causal mask)
+        prefill_spans = []  # (slot, first flat row, first position, new tokens, mask or None: causal)
         row = d
         for seq in batch[d:]:
-            k = seq.n_pending
+            n_new = seq.n_pending
             mask = None  # a fresh prefill is plainly causal, which SDPA does in half the time
             if seq.n_cached:
-                q_pos = torch.arange(seq.n_cached, seq.n_cached + k, device=dev)
-                mask = torch.arange(seq.n_cached + k, device=dev)[None, :] <= q_pos[:, None]
-            prefill_spans.append((seq.slot, row, seq.n_cached, k, mask))
-            row += k
+                q_pos = torch.arange(seq.n_cached, seq.n_cached + n_new, device=dev)
+                mask = torch.arange(seq.n_cached + n_new, device=dev)[None, :] <= q_pos[:, None]
+            prefill_spans.append((seq.slot, row, seq.n_cached, n_new, mask))
+            row += n_new
 
         m = self.model.model
         h = m.embed_tokens(ids_t)
