@@ -74,7 +74,9 @@ def benchmark_model(tok, hidden: int, layers: int) -> LlamaForCausalLM:
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 11 // 4,
                       num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
                       max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    model = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+    model = LlamaForCausalLM(cfg).eval()
+    for p in model.parameters():  # parameters only: RoPE's inv_freq stays fp32, as from_pretrained keeps it
+        p.data = p.data.to(torch.bfloat16)
     allowed = [tok.convert_tokens_to_ids(c) for c in string.ascii_lowercase + "\n"]
     with torch.no_grad():
         keep = model.lm_head.weight[allowed].clone() * 8
