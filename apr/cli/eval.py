@@ -19,13 +19,14 @@ from apr.eval.settings import EvalConfig, sweep
 
 console = Console()
 
-# Regenerates docs/results for the bundled models (about 40 min on the 2-core development CPU, see
-# docs/evaluation.md). The bundled models are trained without budget prefixes, so the APR compute
-# sweep caps the children the runtime runs per spawn instead of conditioning the prompt.
+# Regenerates docs/results for the bundled models: about 50 min on the 2-core development CPU with
+# the first bundled checkpoints (docs/evaluation.md; the time grows with the tokens a model writes).
+# They are trained without budget prefixes, so the APR compute sweep caps the children the runtime
+# runs per spawn instead of conditioning the prompt.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper-figures": dict(problems="runs/c4/test.jsonl", apr="models/apr-cpu", sosp="models/sosp-cpu",
-                          out="docs/results", limit=100, temperatures="1.0", max_children="1,2,4",
-                          sosp_samples="1,8"),
+                          out="docs/results", limit=50, temperatures="1.0", max_children="1,2,4",
+                          sosp_samples="1,8", dtype="bfloat16"),
 }
 
 

@@ -169,6 +169,9 @@ def draw(path: Path, title: str, xlabel: str, ours: Sequence[Series], reference:
     drawn = _draw(left, ours)
     top = max((max(s.y) for s in ours if len(s.y)), default=0.0)
     left.set_ylim(0, min(100, max(10.0, top * 1.15 + 2)))
+    if ours and top == 0:
+        left.text(0.5, 0.5, "no setting solved any problem", transform=left.transAxes, ha="center", fontsize=13,
+                  color="0.4")
     for s, color in drawn:
         _tags(left, s, color)
     _panel(left, ours_title, xlabel, kilo)
