@@ -6,30 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from apr.cli import _register, app
 from apr.models.loading import build_model
-from apr.tokenizer import load_tokenizer, save_tokenizer
+from apr.tokenizer import save_tokenizer
 
 _register()
 PROBLEMS = [([22, 26, 31, 53], 27), ([1, 4, 6, 8], 10), ([3, 5, 7, 2], 24), ([9, 2, 4, 30], 48),
             ([12, 6, 5, 1], 16), ([8, 8, 3, 2], 14)]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The machine's cores are shared with other jobs: one torch thread each runs faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tok():
-    return load_tokenizer()
 
 
 def run(*args: str):

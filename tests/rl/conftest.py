@@ -11,23 +11,9 @@ import torch.nn.functional as F
 from apr.countdown.search import AprSettings, apr_search
 from apr.models import build_model
 from apr.threads import Thread
-from apr.tokenizer import encode_segment, load_tokenizer
+from apr.tokenizer import encode_segment
 from apr.train.batching import IGNORE, collate
 from apr.train.checkpoint import save_checkpoint
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The machine's cores are shared with other jobs: one torch thread each runs faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tok():
-    return load_tokenizer()
 
 
 @pytest.fixture(scope="session")

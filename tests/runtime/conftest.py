@@ -5,22 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apr.tokenizer import encode_segment, load_tokenizer
+from apr.tokenizer import encode_segment
 from tests.runtime.support import demonstration, tiny_llama
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The test machine's cores are shared: two torch threads fighting other jobs run ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tok():
-    return load_tokenizer()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from openai import OpenAI
 
 from apr.runtime.embedded import EmbeddedBackend
@@ -24,15 +23,6 @@ class Served:
 
     def client(self, **kwargs) -> OpenAI:
         return OpenAI(base_url=self.server.url, api_key="x", max_retries=0, **kwargs)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """The test machine's cores are shared: threads waiting for each other slow tiny models ~30x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _serve(path: Path):
