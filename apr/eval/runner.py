@@ -27,7 +27,7 @@ from apr.data.io import Row, atomic_write_bytes, iter_jsonl, write_rows
 from apr.eval.load import Model
 from apr.eval.metrics import score_tree
 from apr.eval.settings import Setting
-from apr.runtime.orchestrator import asolve, runtime_metrics
+from apr.runtime.orchestrator import asolve
 from apr.threads import Thread
 
 
@@ -77,20 +77,10 @@ class RecordFile:
         self.partial.unlink(missing_ok=True)
 
 
-def _recount(root: Thread, model: Model) -> None:
-    """A server returns text, not token ids: count every span with the model's tokenizer instead."""
-    for thread in root.walk():
-        for span in thread.spans:
-            span.n_tokens = model.count(span.text)
-    root.meta["metrics"] = runtime_metrics(root).to_dict()
-
-
 def problem_record(problem: Problem, index: int, roots: list[Thread], model: Model, runner_s: float) -> Row:
     """One line of the records file: the problem, every sample's score and thread tree."""
     samples = []
     for k, root in enumerate(roots):
-        if model.served:
-            _recount(root, model)
         samples.append({"sample": k, **score_tree(root, problem, model.count).to_dict(), "tree": root.to_dict()})
     return {"id": problem.id, "index": index, "nums": list(problem.nums), "target": problem.target,
             "correct": sum(s["correct"] for s in samples), "runner_s": round(runner_s, 4), "samples": samples}
