@@ -52,15 +52,9 @@ def write_rows(path: Path, rows: Sequence[Row]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            pq.write_table(pa.Table.from_pylist(list(rows)), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(list(rows)), buffer)
+        atomic_write_bytes(path, buffer.getvalue().to_pybytes())
     else:
         atomic_write_bytes(path, dumps_jsonl(rows).encode())
 
