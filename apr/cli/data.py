@@ -53,6 +53,8 @@ def traces(
     p_spawn: float = typer.Option(0.9, help="APR: probability an expansion delegates its successors."),
     p_dfs: float = typer.Option(0.5, help="SoS+: probability an expansion doubles down into DFS."),
     max_depth: int = typer.Option(1, help="APR: spawn nesting depth (the paper: 1)."),
+    order: str = typer.Option("shuffled", help="shuffled (the paper) or canonical: successors written, and APR "
+                                               "children spawned, in node order; far easier for small models."),
     seed: int = typer.Option(0, help="Seed for beams and search order."),
     limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
     workers: int = typer.Option(default_workers(), help="Worker processes."),
@@ -61,7 +63,8 @@ def traces(
     from apr.data.generate import TraceSettings, generate_traces
 
     beam = max_beam if max_beam is not None else (10 if format == "apr" else 5)
-    settings = TraceSettings(format, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam)  # type: ignore[arg-type]
+    settings = TraceSettings(format, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam,  # type: ignore[arg-type]
+                             order)
     summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit)
     console.print(f"[green]wrote[/] {summary['path']}: {summary['traces']} traces, "
                   f"solver success {summary['success_rate']:.1%}")

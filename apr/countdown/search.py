@@ -55,9 +55,11 @@ class Node:
         return self.h < other.h
 
 
-def _expand(node: Node, target: int, beam: int, rng: random.Random) -> list[Node]:
-    """All successors, pruned to the ``beam`` best (stable on ties), then shuffled.
+def _expand(node: Node, target: int, beam: int, rng: random.Random, canonical: bool = False) -> list[Node]:
+    """All successors, pruned to the ``beam`` best (stable on ties), then shuffled (the reference).
 
+    ``canonical`` writes the survivors in generation order (pairs left to right, then + - * /)
+    instead: a small model learns to enumerate them far more easily than a random order.
     Scores every successor first and builds nodes only for the survivors: most are pruned.
     """
     nums = node.nums
@@ -72,9 +74,13 @@ def _expand(node: Node, target: int, beam: int, rng: random.Random) -> list[Node
                 r = op.result
                 scored.append((base + (table[r] if r <= target else r - target), len(scored), rest, op))
     scored.sort()  # (score, generation order): a stable sort by score
+    survivors = scored[:beam]
+    if canonical:
+        survivors.sort(key=lambda s: s[1])
     kids = [Node(rest + [op.result], node.ops + [f"{op.left}{op.op}{op.right}={op.result}"], h, node, None)
-            for h, _, rest, op in scored[:beam]]
-    rng.shuffle(kids)
+            for h, _, rest, op in survivors]
+    if not canonical:
+        rng.shuffle(kids)
     return kids
 
 
@@ -100,8 +106,12 @@ def path_lines(goal: Node, start: Node, target: int) -> list[str]:
     raise AssertionError("goal node is not a leaf")
 
 
-def _emit_children(node: Node, kids: list[Node], target: int, out: list[str]) -> tuple[Node | None, list[Node]]:
-    """Write the Exploring/Generated/leaf lines of one expansion; return (goal, non-leaf kids)."""
+def _emit_children(node: Node, kids: list[Node], target: int, out: list[str],
+                   canonical: bool = False) -> tuple[Node | None, list[Node]]:
+    """Write the Exploring/Generated/leaf lines of one expansion; return (goal, non-leaf kids).
+
+    The kids come back best first (the reference), or in node order when ``canonical``.
+    """
     k = 0
     explore: list[Node] = []
     prefix = node.id + ","
@@ -119,16 +129,22 @@ def _emit_children(node: Node, kids: list[Node], target: int, out: list[str]) ->
             out.append(g.generated_line(kid.id, target, nums, op))
             k += 1
             explore.append(kid)
-    explore.sort(key=_by_h)
+    if not canonical:
+        explore.sort(key=_by_h)
     return None, explore
 
 
 # -- SoS+ --------------------------------------------------------------------------------------
-def sosp(nums: list[int], target: int, beam_size: int, rng: random.Random, p_dfs: float = 0.5) -> str:
-    """A SoS+ trace (text, starting with the ``Current State`` prompt line)."""
+def sosp(nums: list[int], target: int, beam_size: int, rng: random.Random, p_dfs: float = 0.5,
+         canonical: bool = False) -> str:
+    """A SoS+ trace (text, starting with the ``Current State`` prompt line).
+
+    ``canonical`` writes each expansion's successors in generation order (see ``_expand``); the
+    search itself (what is pruned, what is explored first) is unchanged.
+    """
     root = Node(list(nums), [], mult_heuristic(nums, target), None, None)
     out: list[str] = []
-    _sosp(root, root, target, beam_size, rng, p_dfs, 0, out)
+    _sosp(root, root, target, beam_size, rng, p_dfs, 0, out, canonical)
     return "\n".join(out) + "\n"
 
 
@@ -149,11 +165,11 @@ def _best_first(open_set: list[tuple[int, Node]], beam: int, out: list[str]) -> 
 
 
 def _sosp(start: Node, root: Node, target: int, beam: int, rng: random.Random, p: float, level: int,
-          out: list[str]) -> bool:
+          out: list[str], canonical: bool) -> bool:
     open_set = [(start.h, start)]
     for node in _best_first(open_set, beam, out):
         out.append(g.state_line(target, node.nums, node.ops))
-        goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
+        goal, explore = _emit_children(node, _expand(node, target, beam, rng, canonical), target, out)
         if goal is not None:
             out.extend(path_lines(goal, root, target))
             return True
@@ -161,7 +177,7 @@ def _sosp(start: Node, root: Node, target: int, beam: int, rng: random.Random, p
         for kid in explore:
             if double_down:
                 out.append(f"Start Sub Search at level {level + 1}: {g.move_line(kid.id)}")
-                found = _sosp(kid, root, target, beam, rng, p, level + 1, out)
+                found = _sosp(kid, root, target, beam, rng, p, level + 1, out, canonical)
                 out.append(f"Exit Sub Search at level {level + 1}")
                 if found:
                     return True
@@ -179,6 +195,7 @@ class AprSettings:
     sub_beam_size: int
     p_spawn: float = 0.9
     max_depth: int = 1  # the reference spawns only from the root (depth 1); we allow more
+    canonical: bool = False  # successors written and spawned in node order, not shuffled (see _expand)
 
 
 def apr_search(nums: list[int], target: int, settings: AprSettings, rng: random.Random) -> Thread:
@@ -215,7 +232,8 @@ def _apr_thread(start: Node, target: int, beam: int, s: AprSettings, rng: random
     for node in _best_first(open_set, beam, out):
         if node is not start:
             out.append(g.state_line(target, node.nums, node.ops))
-        goal, explore = _emit_children(node, _expand(node, target, beam, rng), target, out)
+        goal, explore = _emit_children(node, _expand(node, target, beam, rng, s.canonical), target, out,
+                                       s.canonical)
         if goal is not None:
             return finish(goal)
         if level < s.max_depth and len(explore) > 1 and rng.random() < s.p_spawn:

@@ -20,6 +20,7 @@ from apr.data.io import ShardedJob, atomic_write_bytes, read_rows, require_field
 from apr.threads import Thread, flatten
 
 TraceFormat = Literal["sosp", "apr"]
+TraceOrder = Literal["shuffled", "canonical"]
 
 
 # -- problems ----------------------------------------------------------------------------------
@@ -82,6 +83,7 @@ class TraceSettings:
     p_dfs: float = 0.5  # SoS+: chance an expansion doubles down into a DFS sub search
     max_depth: int = 1  # APR spawn nesting (the paper: 1)
     min_beam: int = 1  # beam ~ U{min_beam..max_beam}; a wider floor makes APR spawn wider
+    order: TraceOrder = "shuffled"  # successors as the reference writes them, or "canonical" (node order)
 
     def __post_init__(self) -> None:
         if self.format not in ("sosp", "apr"):
@@ -91,6 +93,8 @@ class TraceSettings:
                              f"{self.min_beam}, {self.max_beam}, {self.max_sub_beam}")
         if not (0.0 <= self.p_spawn <= 1.0 and 0.0 <= self.p_dfs <= 1.0):
             raise ValueError("probabilities must be in [0, 1]")
+        if self.order not in ("shuffled", "canonical"):
+            raise ValueError(f"order must be 'shuffled' or 'canonical', got {self.order!r}")
         if self.max_depth < 0:
             raise ValueError("max_depth must be >= 0")
 
@@ -103,7 +107,7 @@ def demonstrate(problem: Problem, settings: TraceSettings, seed: int) -> dict[st
     nums, target = list(problem.nums), problem.target
     row: dict[str, Any] = {"id": problem.id, "nums": nums, "target": target, "format": settings.format, "beam": beam}
     if settings.format == "sosp":
-        text = sosp(nums, target, beam, rng, settings.p_dfs)
+        text = sosp(nums, target, beam, rng, settings.p_dfs, settings.order == "canonical")
         prompt, _, rest = text.partition("\n")
         root = Thread(id="0", prompt=prompt, finish_reason="eos")
         root.add_span("gen", "\n" + rest)
@@ -111,7 +115,8 @@ def demonstrate(problem: Problem, settings: TraceSettings, seed: int) -> dict[st
     else:
         sub_beam = draw.randint(min(beam, settings.max_sub_beam), settings.max_sub_beam)
         row["sub_beam"] = sub_beam
-        root = apr_search(nums, target, AprSettings(beam, sub_beam, settings.p_spawn, settings.max_depth), rng)
+        root = apr_search(nums, target, AprSettings(beam, sub_beam, settings.p_spawn, settings.max_depth,
+                                                             settings.order == "canonical"), rng)
         solved = verify_trace(root.context(), nums, target).ok
         if solved != root.meta["solved"]:
             raise AssertionError(f"solver and verifier disagree on problem {problem.id}")

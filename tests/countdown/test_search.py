@@ -1,11 +1,13 @@
 """The solvers write the paper's exact format, and every success they claim is verified."""
 
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 from apr import grammar
+from apr.countdown.rules import combine
 from apr.countdown.problems import ProblemSpec, draw_candidate
 from apr.countdown.search import AprSettings, apr_search, sosp
 from apr.countdown.verifier import verify_path, verify_trace
@@ -86,3 +88,46 @@ def test_every_apr_success_is_verified_including_each_child(n_numbers, depth):
                         assert result.path.startswith(f"Moving to Node #{result.call.node_id}\n")
                         assert verify_path(result.path, state.nums, p.target).ok
     assert (nested > 0) == (depth >= 2)
+
+
+EXPLORE = re.compile(r"^Exploring Operation: (\d+)([-+*/])(\d+)=", re.M)
+
+
+def _generation_rank(nums: list[int], line: tuple[str, str, str]) -> tuple[int, int, int]:
+    """Where ``combine`` would put this operation: pair (i, j) left to right, then + * - /."""
+    a, op, b = int(line[0]), line[1], int(line[2])
+    for i in range(len(nums)):
+        for j in range(i + 1, len(nums)):
+            for k, cand in enumerate(combine(nums[i], nums[j])):
+                if (cand.left, cand.op, cand.right) == (a, op, b):
+                    return i, j, k
+    raise AssertionError(f"{line} is not a successor of {nums}")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_canonical_order_writes_the_same_expansion_in_generation_order(seed):
+    p = _problems(3, 20, seed=11)[seed]
+    nums, beam = list(p.nums), 1 + seed % 12
+    shuffled = apr_search(nums, p.target, AprSettings(beam, beam, 1.0), random.Random(seed))
+    canonical = apr_search(nums, p.target, AprSettings(beam, beam, 1.0, canonical=True), random.Random(seed))
+    first = lambda t: re.split(r"<Calling Sub Searches>|\nMoving to Node", t.segments()[0].text)[0]
+    ops_s, ops_c = EXPLORE.findall(first(shuffled)), EXPLORE.findall(first(canonical))
+    assert sorted(ops_s) == sorted(ops_c)  # the same pruned successors (3 numbers: no goal at the root)
+    ranks = [_generation_rank(nums, op) for op in ops_c]
+    assert ranks == sorted(ranks)
+    if canonical.spawns:  # children spawned in node order: #0,0, #0,1, ...
+        calls = grammar.parse_spawn(grammar.find_spawn(canonical.segments()[0].text)[1])
+        ids = [int(c.node_id.split(",")[-1]) for c in calls]
+        assert ids == sorted(ids)
+    assert verify_trace(canonical.context(), nums, p.target).ok == canonical.meta["solved"]
+
+
+def test_canonical_sosp_keeps_the_search_and_changes_only_the_order():
+    for i, p in enumerate(_problems(3, 200, seed=5)):
+        text = sosp(list(p.nums), p.target, 1 + i % 5, random.Random(i), canonical=True)
+        assert verify_trace(text, list(p.nums), p.target).ok == (text.rstrip("\n").split("\n")[-1] != grammar.NO_SOLUTION)
+        blocks = text.split("Current State: ")[1:]
+        for block in blocks:
+            state = [int(x) for x in block.split("[", 1)[1].split("]", 1)[0].split(", ")]
+            ranks = [_generation_rank(state, op) for op in EXPLORE.findall(block)]
+            assert ranks == sorted(ranks)
