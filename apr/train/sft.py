@@ -174,27 +174,6 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
-def _resume_point(c: SFTConfig, out: Path, world_size: int) -> tuple[Path | None, dict[str, Any] | None]:
-    """The newest checkpoint to resume from and its state, after checking the run's settings agree."""
-    if out.exists() and not out.is_dir():
-        raise SFTInputError(f"--out {out} is a file, not a folder")
-    existing = ckpt.training_checkpoints(out)
-    if not c.resume:
-        if existing or (out / ckpt.FINAL).exists():
-            raise SFTInputError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        return None, None
-    if not existing:
-        return None, None
-    path = existing[-1][1]
-    state = ckpt.load_state(path)
-    saved, now = state["config"], _run_settings(c, world_size)
-    diff = [k for k in now if saved.get(k) != now[k]]
-    if diff:
-        changes = "; ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
-        raise SFTInputError(f"cannot resume {path}: settings differ from the interrupted run ({changes})")
-    return path, state
-
-
 def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokenizerBase) -> int:
     """The model's context; for an existing checkpoint, also check that the tokenizer fits it."""
     if init is None:
@@ -242,7 +221,13 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         accelerator.print(f"{out / ckpt.FINAL} exists: the run already finished")
         return out / ckpt.FINAL
     tokenizer = _load_tokenizer(c.tokenizer)
-    resume_path, state = _resume_point(c, out, accelerator.num_processes)
+    if out.exists() and not out.is_dir():
+        raise SFTInputError(f"--out {out} is a file, not a folder")
+    settings = _run_settings(c, accelerator.num_processes)
+    try:
+        resume_path, state = ckpt.resume_point(out, c.resume, settings)
+    except ValueError as e:
+        raise SFTInputError(str(e)) from None
     init = resume_path or (Path(c.init_from) if c.init_from else None)
     n_ctx = _context_length(c, init, tokenizer)
     # A sequence of n tokens feeds n - 1 inputs, so it fits a context of n - 1 positions (as in the paper).
@@ -270,7 +255,6 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         out.mkdir(parents=True, exist_ok=True)
     metrics = MetricsLog(out / "metrics.jsonl", main, step)
     pad_id = tokenizer.pad_token_id
-    settings = _run_settings(c, accelerator.num_processes)
     budget_s = c.max_minutes * 60 if c.max_minutes else math.inf
 
     def save(path: Path, with_state: bool) -> None:

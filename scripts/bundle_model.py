@@ -1,0 +1,126 @@
+"""Copy a trained checkpoint into ``models/NAME`` with a model card built from its run records.
+
+The card's numbers come from the files the run and the evaluation wrote (``apr_train.json``,
+``metrics.jsonl``, an ``apr eval`` ``summary.json``), never typed by hand:
+
+    python scripts/bundle_model.py --run runs/apr3c --out models/apr-cpu --eval runs/eval_c3/summary.json \
+        --data-command "apr data problems ..." --data-command "apr data traces ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from safetensors import safe_open
+
+FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+         "apr_train.json")
+MAX_WEIGHTS_MB = 25
+
+
+def _records(run: Path) -> tuple[dict, list[dict]]:
+    final = run / "final"
+    if not (final / "apr_train.json").is_file():
+        sys.exit(f"{run}: no final/apr_train.json; pass the folder `apr train sft --out` wrote")
+    state = json.loads((final / "apr_train.json").read_text())
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return state, metrics
+
+
+def _parameters(weights: Path) -> int:
+    with safe_open(weights, "np") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def _train_command(cfg: dict) -> str:
+    """The ``apr train sft`` line that reproduces the run, from its saved configuration."""
+    parts = ["apr train sft"]
+    parts += [f"-d {d}" for d in cfg["data"]]
+    parts += [f"--val-data {d}" for d in cfg.get("val_data") or []]
+    parts.append(f"-o {cfg['out']}")
+    for key in ("preset", "context_length", "tokens_per_batch", "lr", "warmup_steps", "max_minutes", "max_steps",
+                "loss_on", "seed"):
+        if cfg.get(key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
+    if cfg.get("long_policy") == "truncate":
+        parts.append("--truncate")
+    return " ".join(parts)
+
+
+def _accuracy_table(summary: dict, fmt: str) -> list[str]:
+    rows = ["| setting | problems x samples | accuracy % | total tokens | sequential tokens | longest context |",
+            "|---|---|---|---|---|---|"]
+    for name, s in summary["settings"].items():
+        if s["setting"]["fmt"] != fmt:
+            continue
+        rows.append(f"| {s['label']} | {s['problems']} x {s['samples']} | {100 * s['accuracy']:.1f} | "
+                    f"{s['total_tokens']:.0f} | {s['sequential_tokens']:.0f} | {s['longest_context']:.0f} |")
+    return rows
+
+
+def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, summary: dict | None,
+         data_commands: list[str]) -> str:
+    cfg = state["config"]
+    vals = [m for m in metrics if "val_loss" in m]
+    train_rates = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
+    kind = "APR (fork-join threads)" if fmt == "apr" else "SoS+ (serialized search)"
+    lines = [
+        "---", "library_name: transformers", "pipeline_tag: text-generation",
+        "tags: [countdown, adaptive-parallel-reasoning, llama]", "---", "",
+        f"# {name}: a {kind} Countdown model trained on a CPU", "",
+        f"A Llama-architecture model ({params / 1e6:.2f}M parameters, preset `{cfg['preset']}`, context "
+        f"{cfg['context_length']}) trained from scratch by `apr train sft`. Loads with stock `transformers` "
+        "(`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer.from_pretrained`); `apr solve` and `apr serve` "
+        "run it with the fork-join runtime.", "",
+        "## Training", "",
+        f"- Steps: {state['step']}; tokens: {state['tokens']:,} ({state['tokens'] / 1e6:.1f}M, padded batches); "
+        f"wall time: {state['elapsed_s'] / 60:.1f} min on a 2-core x86-64 CPU "
+        f"(median {sorted(train_rates)[len(train_rates) // 2]:,.0f} tokens/s).",
+        f"- Final validation loss: {vals[-1]['val_loss']:.4f} (step {vals[-1]['step']})." if vals else
+        "- No validation loss recorded.",
+        f"- Peak lr {cfg['lr']}, warmup {cfg['warmup_steps']} steps, cosine to {cfg['min_lr_ratio']}x, AdamW "
+        f"(weight decay {cfg['weight_decay']}), {cfg['precision']} autocast, {cfg['tokens_per_batch']} tokens per batch.",
+        "", "## Data", "", "```bash", *data_commands, "```", "",
+        "## Command", "", "```bash", _train_command(cfg), "```", "",
+    ]
+    if summary is not None:
+        lines += ["## Measured accuracy", "",
+                  f"Held-out problems `{summary['run']['problems_file']}` (first {summary['run']['problems']}), "
+                  "verified by the strict verifier; made by:", "", "```bash", summary["run"]["command"], "```", "",
+                  *_accuracy_table(summary, fmt), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="training run folder (with final/ and metrics.jsonl)")
+    ap.add_argument("--out", type=Path, required=True, help="destination, e.g. models/apr-cpu")
+    ap.add_argument("--eval", type=Path, help="summary.json of an `apr eval` run of this checkpoint")
+    ap.add_argument("--data-command", action="append", default=[], help="a command that made the data (repeatable)")
+    args = ap.parse_args()
+
+    state, metrics = _records(args.run)
+    final = args.run / "final"
+    weights_mb = (final / "model.safetensors").stat().st_size / 2**20
+    if weights_mb > MAX_WEIGHTS_MB:
+        sys.exit(f"{final / 'model.safetensors'} is {weights_mb:.1f} MB; bundled models must stay under "
+                 f"{MAX_WEIGHTS_MB} MB")
+    summary = json.loads(args.eval.read_text()) if args.eval else None
+    fmt = "sosp" if any("sosp" in str(d) for d in state["config"]["data"]) else "apr"
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (final / name).is_file():
+            shutil.copy2(final / name, args.out / name)
+    text = card(args.out.name, fmt, state, metrics, _parameters(final / "model.safetensors"), summary,
+                args.data_command)
+    (args.out / "README.md").write_text(text)
+    print(f"wrote {args.out} ({weights_mb:.1f} MB of weights) and its model card")
+
+
+if __name__ == "__main__":
+    main()
