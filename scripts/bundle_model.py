@@ -84,7 +84,8 @@ def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, sum
         f"- Final validation loss: {vals[-1]['val_loss']:.4f} (step {vals[-1]['step']})." if vals else
         "- No validation loss recorded.",
         f"- Peak lr {cfg['lr']}, warmup {cfg['warmup_steps']} steps, cosine to {cfg['min_lr_ratio']}x, AdamW "
-        f"(weight decay {cfg['weight_decay']}), {cfg['precision']} autocast, {cfg['tokens_per_batch']} tokens per batch.",
+        f"(weight decay {cfg['weight_decay']}), {cfg['precision']} autocast, "
+        f"{cfg['tokens_per_batch']} tokens per batch.",
         "", "## Data", "", "```bash", *data_commands, "```", "",
         "## Command", "", "```bash", _train_command(cfg), "```", "",
     ]

@@ -19,14 +19,14 @@ from apr.eval.settings import EvalConfig, sweep
 
 console = Console()
 
-# Regenerates docs/results for the bundled models: about 50 min on the 2-core development CPU with
-# the first bundled checkpoints (docs/evaluation.md; the time grows with the tokens a model writes).
-# They are trained without budget prefixes, so the APR compute sweep caps the children the runtime
-# runs per spawn instead of conditioning the prompt.
+# Regenerates docs/results for the bundled models on the bundled held-out split (data/c3/test.jsonl):
+# greedy decoding (the models' accuracy), APR also with at most 1, 2 and 4 children run per spawn (the
+# models are trained without budget prefixes, so the compute sweep caps the runtime instead). About
+# 15 minutes on the 2-core development CPU (docs/evaluation.md).
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper-figures": dict(problems="runs/c4/test.jsonl", apr="models/apr-cpu", sosp="models/sosp-cpu",
-                          out="docs/results", limit=50, temperatures="1.0", max_children="1,2,4",
-                          sosp_samples="1,8", dtype="bfloat16"),
+    "paper-figures": dict(problems="data/c3/test.jsonl", apr="models/apr-cpu", sosp="models/sosp-cpu",
+                          out="docs/results", limit=100, temperatures="0", max_children="1,2,4", sosp_samples="1",
+                          concurrency=16),
 }
 
 
@@ -61,8 +61,9 @@ def eval_cmd(
     temperatures: Optional[str] = typer.Option(None, help="Sampling temperatures, e.g. 0,0.1,0.5,1.0. [default: 0]"),
     seed: int = typer.Option(0, help="Sampling seed (each sample's seeds derive from it)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Evaluate the first N problems only."),
-    concurrency: int = typer.Option(1, min=1, help="Problems in flight at once (all samples of a problem run "
-                                    "together). 1 measures latency; more gives throughput."),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="Problems in flight at once (all samples of a "
+                                              "problem run together). 1 measures latency; more gives throughput. "
+                                              "[default: 1]"),
     max_batch: int = typer.Option(32, min=1, help="Embedded engine: sequences decoded per step."),
     dtype: Optional[str] = typer.Option(None, help="Embedded engine weights: float32 or bfloat16 (faster on CPUs "
                                         "with AMX/AVX512-BF16). [default: float32]"),
@@ -98,8 +99,8 @@ def eval_cmd(
     config = EvalConfig(problems=Path(opt["problems"]), out=Path(opt.get("out", "docs/results")),
                         settings=tuple(settings), models=models, backend_url=opt.get("backend_url"),
                         tokenizer=opt.get("tokenizer"), context_length=opt.get("context_length"),
-                        limit=opt.get("limit"), seed=seed, concurrency=concurrency, max_batch=max_batch,
-                        dtype=opt.get("dtype", "float32"),
+                        limit=opt.get("limit"), seed=seed, concurrency=opt.get("concurrency", 1),
+                        max_batch=max_batch, dtype=opt.get("dtype", "float32"),
                         max_tokens=opt.get("max_tokens"), fresh=fresh)
     import torch  # torch and the runtime load only once the options are valid
 

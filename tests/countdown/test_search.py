@@ -120,7 +120,8 @@ def test_canonical_order_writes_the_same_expansion_in_generation_order(seed):
 def test_canonical_sosp_keeps_the_search_and_changes_only_the_order():
     for i, p in enumerate(_problems(3, 200, seed=5)):
         text = sosp(list(p.nums), p.target, 1 + i % 5, random.Random(i), canonical=True)
-        assert verify_trace(text, list(p.nums), p.target).ok == (text.rstrip("\n").split("\n")[-1] != grammar.NO_SOLUTION)
+        claims = text.rstrip("\n").split("\n")[-1] != grammar.NO_SOLUTION
+        assert verify_trace(text, list(p.nums), p.target).ok == claims
         blocks = text.split("Current State: ")[1:]
         for block in blocks:
             state = [int(x) for x in block.split("[", 1)[1].split("]", 1)[0].split(", ")]
