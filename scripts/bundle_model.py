@@ -64,15 +64,15 @@ def _accuracy_table(summary: dict, fmt: str) -> list[str]:
 
 
 def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, summary: dict | None,
-         data_commands: list[str]) -> str:
+         data_commands: list[str], notes: list[str]) -> str:
     cfg = state["config"]
     vals = [m for m in metrics if "val_loss" in m]
     train_rates = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
-    kind = "APR (fork-join threads)" if fmt == "apr" else "SoS+ (serialized search)"
+    kind = "an APR (fork-join threads)" if fmt == "apr" else "a SoS+ (serialized search)"
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation",
         "tags: [countdown, adaptive-parallel-reasoning, llama]", "---", "",
-        f"# {name}: a {kind} Countdown model trained on a CPU", "",
+        f"# {name}: {kind} Countdown model trained on a CPU", "",
         f"A Llama-architecture model ({params / 1e6:.2f}M parameters, preset `{cfg['preset']}`, context "
         f"{cfg['context_length']}) trained from scratch by `apr train sft`. Loads with stock `transformers` "
         "(`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer.from_pretrained`); `apr solve` and `apr serve` "
@@ -86,6 +86,7 @@ def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, sum
         f"- Peak lr {cfg['lr']}, warmup {cfg['warmup_steps']} steps, cosine to {cfg['min_lr_ratio']}x, AdamW "
         f"(weight decay {cfg['weight_decay']}), {cfg['precision']} autocast, "
         f"{cfg['tokens_per_batch']} tokens per batch.",
+        *[f"- {note}" for note in notes],
         "", "## Data", "", "```bash", *data_commands, "```", "",
         "## Command", "", "```bash", _train_command(cfg), "```", "",
     ]
@@ -103,6 +104,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="destination, e.g. models/apr-cpu")
     ap.add_argument("--eval", type=Path, help="summary.json of an `apr eval` run of this checkpoint")
     ap.add_argument("--data-command", action="append", default=[], help="a command that made the data (repeatable)")
+    ap.add_argument("--note", action="append", default=[], help="a line for the training section (repeatable)")
     args = ap.parse_args()
 
     state, metrics = _records(args.run)
@@ -118,7 +120,7 @@ def main() -> None:
         if (final / name).is_file():
             shutil.copy2(final / name, args.out / name)
     text = card(args.out.name, fmt, state, metrics, _parameters(final / "model.safetensors"), summary,
-                args.data_command)
+                args.data_command, args.note)
     (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} ({weights_mb:.1f} MB of weights) and its model card")
 
