@@ -44,7 +44,11 @@ def accuracy_curve(folder: Path) -> tuple[list[float], list[float]]:
     for summary in sorted(folder.glob("*/summary.json")):
         data = json.loads(summary.read_text())
         ckpt = Path(data["run"]["models"]["apr" if "apr" in data["run"]["models"] else "sosp"]["name"])
-        state = json.loads((ckpt / "apr_train.json").read_text())
+        # A relative checkpoint path is relative to where `apr eval` ran: here, or the eval folders' parent.
+        found = next((c for c in (ckpt, folder.parent / ckpt) if (c / "apr_train.json").is_file()), None)
+        if found is None:
+            raise SystemExit(f"{summary}: checkpoint {ckpt} (with apr_train.json) not found")
+        state = json.loads((found / "apr_train.json").read_text())
         first = next(iter(data["settings"].values()))
         points.append((state["tokens"] / 1e6, 100 * first["accuracy"]))
     points.sort()

@@ -21,8 +21,8 @@ console = Console()
 
 # Regenerates docs/results for the bundled models on the bundled held-out split (data/c3/test.jsonl):
 # greedy decoding (the models' accuracy), APR also with at most 1, 2 and 4 children run per spawn (the
-# models are trained without budget prefixes, so the compute sweep caps the runtime instead). About
-# 15 minutes on the 2-core development CPU (docs/evaluation.md).
+# models are trained without budget prefixes, so the compute sweep caps the runtime instead). 2.4
+# minutes on the idle 2-core development CPU (docs/evaluation.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper-figures": dict(problems="data/c3/test.jsonl", apr="models/apr-cpu", sosp="models/sosp-cpu",
                           out="docs/results", limit=100, temperatures="0", max_children="1,2,4", sosp_samples="1",
