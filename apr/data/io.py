@@ -26,6 +26,13 @@ class DataFileError(ValueError):
 
 
 # -- atomic writes -----------------------------------------------------------------------------
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file (0644 under the usual umask); temp files get 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())  # others may read what we write, as with a plain open()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
+from apr.data.io import default_file_mode
 from apr.tokenizer import save_tokenizer
 
 STATE_FILE = "trainer_state.pt"
@@ -44,6 +45,8 @@ def save_checkpoint(path: Path, model: PreTrainedModel, tokenizer: PreTrainedTok
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
         if state is not None:
             torch.save(state, tmp / STATE_FILE)
+        for f in tmp.iterdir():  # the weights come out 0600 from the saver; serving as another user needs 0644
+            f.chmod(default_file_mode())
         if path.exists():  # rename the old one away first: at every instant one complete copy exists
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             path.rename(old)

@@ -6,7 +6,7 @@ import pytest
 
 from apr.countdown.problems import ProblemSpec
 from apr.data.generate import TraceSettings, generate_problems, generate_traces, load_problems
-from apr.data.io import DataFileError, partial_dir, read_rows
+from apr.data.io import DataFileError, default_file_mode, partial_dir, read_rows
 from apr.data.sft import SftOptions, export_sft, token_budget
 
 SIZES = {"train": 240, "val": 30, "test": 30}
@@ -28,6 +28,12 @@ def test_same_seed_gives_byte_identical_files_with_1_and_2_workers(problems_dir,
         generate_traces(problems_dir / "train.jsonl", one, TraceSettings(fmt), seed=5, workers=1, chunk_size=40)
         generate_traces(problems_dir / "train.jsonl", two, TraceSettings(fmt), seed=5, workers=2, chunk_size=40)
         assert one.read_bytes() == two.read_bytes()
+
+
+def test_outputs_get_the_mode_a_plain_open_would_give(problems_dir):
+    """Atomic writes go through 0600 temp files; the result must be readable by others as usual."""
+    modes = {p.stat().st_mode & 0o777 for p in problems_dir.glob("*.jsonl")}
+    assert modes == {default_file_mode()}
 
 
 def test_splits_are_disjoint_and_sized(problems_dir):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from apr.data.io import default_file_mode
 from apr.models import ModelConfigError, build_model, load_model
 from apr.tokenizer import encode_segment, load_tokenizer
 from apr.train import checkpoint as ckpt
@@ -40,6 +41,7 @@ def test_trained_checkpoint_loads_with_plain_transformers(tiny_config, tmp_path)
     assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
             "tokenizer_config.json"} <= {p.name for p in final.iterdir()}
     assert not (final / ckpt.STATE_FILE).exists()  # the final model carries no optimizer state
+    assert {p.stat().st_mode & 0o777 for p in final.iterdir()} == {default_file_mode()}  # no 0600 weights
 
     done = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_APR, str(final)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
