@@ -3,7 +3,7 @@
 The card's numbers come from the files the run and the evaluation wrote (``apr_train.json``,
 ``metrics.jsonl``, an ``apr eval`` ``summary.json``), never typed by hand:
 
-    python scripts/bundle_model.py --run runs/apr3c --out models/apr-cpu --eval runs/eval_c3/summary.json \
+    python scripts/bundle_model.py --run runs/apr3c --out models/apr-cpu --format apr --eval runs/eval_c3/summary.json \
         --data-command "apr data problems ..." --data-command "apr data traces ..."
 """
 
@@ -102,6 +102,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="training run folder (with final/ and metrics.jsonl)")
     ap.add_argument("--out", type=Path, required=True, help="destination, e.g. models/apr-cpu")
+    ap.add_argument("--format", choices=("apr", "sosp"), required=True, help="what the model was trained on")
     ap.add_argument("--eval", type=Path, help="summary.json of an `apr eval` run of this checkpoint")
     ap.add_argument("--data-command", action="append", default=[], help="a command that made the data (repeatable)")
     ap.add_argument("--note", action="append", default=[], help="a line for the training section (repeatable)")
@@ -114,12 +115,11 @@ def main() -> None:
         sys.exit(f"{final / 'model.safetensors'} is {weights_mb:.1f} MB; bundled models must stay under "
                  f"{MAX_WEIGHTS_MB} MB")
     summary = json.loads(args.eval.read_text()) if args.eval else None
-    fmt = "sosp" if any("sosp" in str(d) for d in state["config"]["data"]) else "apr"
     args.out.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         if (final / name).is_file():
             shutil.copy2(final / name, args.out / name)
-    text = card(args.out.name, fmt, state, metrics, _parameters(final / "model.safetensors"), summary,
+    text = card(args.out.name, args.format, state, metrics, _parameters(final / "model.safetensors"), summary,
                 args.data_command, args.note)
     (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} ({weights_mb:.1f} MB of weights) and its model card")

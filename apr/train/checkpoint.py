@@ -45,8 +45,9 @@ def save_checkpoint(path: Path, model: PreTrainedModel, tokenizer: PreTrainedTok
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
         if state is not None:
             torch.save(state, tmp / STATE_FILE)
-        for f in tmp.iterdir():  # the weights come out 0600 from the saver; serving as another user needs 0644
-            f.chmod(default_file_mode())
+        mode = default_file_mode()  # the weights come out 0600 from the saver; serving as another user needs 0644
+        for f in tmp.iterdir():
+            f.chmod(mode)
         if path.exists():  # rename the old one away first: at every instant one complete copy exists
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             path.rename(old)
