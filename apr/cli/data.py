@@ -77,10 +77,15 @@ def sft(
     out: Path = typer.Option(..., "--out", "-o", help="Output .jsonl or .parquet."),
     condition: str = typer.Option("none", help="Budget prefix: none, sub-calls (APR) or tokens (SoS+)."),
     only_solved: bool = typer.Option(False, help="Keep only demonstrations that reach the target."),
+    segments: str = typer.Option("all", help="all, or root-last: only the root's segment after its last join "
+                                             "(the answer it rebuilds from its children), for a second SFT phase."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer folder for token budgets (default: bundled)."),
 ) -> None:
     """One example per thread segment, with the prompt/completion boundary for loss masking."""
     from apr.data.sft import SftOptions, export_sft
+
+    if segments not in ("all", "root-last"):
+        raise typer.BadParameter(f"--segments must be all or root-last, got {segments!r}")
 
     count = None
     if condition == "tokens":
@@ -88,7 +93,7 @@ def sft(
 
         tok = load_tokenizer(tokenizer)
         count = lambda text: len(tok.encode(text, add_special_tokens=False)) + 2  # noqa: E731  (BOS, EOS)
-    summary = export_sft(traces_file, out, SftOptions(condition, only_solved), count)  # type: ignore[arg-type]
+    summary = export_sft(traces_file, out, SftOptions(condition, only_solved, segments), count)  # type: ignore[arg-type]
     console.print(f"[green]wrote[/] {summary['path']}: {summary['examples']} examples "
                   f"from {summary['demonstrations']} demonstrations")
 

@@ -17,6 +17,10 @@ from apr.data.io import read_rows, require_fields, write_rows
 from apr.threads import Thread, tree_metrics, unflatten
 
 Condition = Literal["none", "sub-calls", "tokens"]
+# "root-last": only the root's last segment when it follows a join. Its prompt holds the root's
+# search and the join block, its completion the answer path the root rebuilds from the children:
+# the step most APR failures come from, and ~1 row per problem in "all" (docs/training.md).
+Segments = Literal["all", "root-last"]
 TOKEN_BUDGET_STEP = 512
 MAX_TOKEN_BUDGET = 4096
 MAX_SUB_CALL_BUDGET = 10
@@ -54,11 +58,16 @@ def conditioned_root(root: Thread, fmt: str, condition: Condition, count_tokens:
 
 
 def sft_rows(trace_row: dict[str, Any], condition: Condition = "none",
-             count_tokens: Callable[[str], int] | None = None) -> list[dict[str, Any]]:
+             count_tokens: Callable[[str], int] | None = None, segments: Segments = "all") -> list[dict[str, Any]]:
     root = conditioned_root(unflatten(trace_row["threads"]), trace_row["format"], condition, count_tokens)
     rows = []
     for thread in root.walk():
-        for seg in thread.segments():
+        segs = thread.segments()
+        if segments == "root-last":
+            if thread is not root or len(segs) < 2:
+                continue
+            segs = segs[-1:]
+        for seg in segs:
             rows.append({
                 "problem_id": trace_row["id"],
                 "thread_id": thread.id,
@@ -74,6 +83,7 @@ def sft_rows(trace_row: dict[str, Any], condition: Condition = "none",
 class SftOptions:
     condition: Condition = "none"
     only_solved: bool = False  # the paper trained on every demonstration, solved or not
+    segments: Segments = "all"
 
 
 def export_sft(traces_path: Path, out_path: Path, options: SftOptions,
@@ -86,6 +96,6 @@ def export_sft(traces_path: Path, out_path: Path, options: SftOptions,
         if options.only_solved and not trace["solved"]:
             continue
         kept += 1
-        rows.extend(sft_rows(trace, options.condition, count_tokens))
+        rows.extend(sft_rows(trace, options.condition, count_tokens, options.segments))
     write_rows(out_path, rows)
     return {"demonstrations": kept, "examples": len(rows), "path": str(out_path)}

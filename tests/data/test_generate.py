@@ -119,3 +119,19 @@ def test_corrupt_and_missing_inputs_fail_clearly(tmp_path):
     bad.write_text('{"id": "x", "nums": [1, 2], "target": 3}\n')
     with pytest.raises(DataFileError, match="is this a traces file"):
         export_sft(bad, tmp_path / "o.jsonl", SftOptions())
+
+
+def test_root_last_segments_keep_only_the_answer_after_the_join(problems_dir, tmp_path):
+    traces = tmp_path / "apr.jsonl"
+    generate_traces(problems_dir / "train.jsonl", traces, TraceSettings("apr", max_depth=1), seed=0, limit=30)
+    export_sft(traces, tmp_path / "all.jsonl", SftOptions())
+    export_sft(traces, tmp_path / "last.jsonl", SftOptions(segments="root-last"))
+    every = read_rows(tmp_path / "all.jsonl")
+    last = read_rows(tmp_path / "last.jsonl")
+    expected = []
+    for pid in dict.fromkeys(r["problem_id"] for r in every):
+        root = [r for r in every if r["problem_id"] == pid and r["role"] == "root"]
+        if len(root) > 1:
+            expected.append(root[-1])
+    assert last == expected and len(last) > 0
+    assert all("<Sub Searches>" in r["prompt"] and "<Calling Sub Searches>" not in r["prompt"] for r in last)
