@@ -48,6 +48,7 @@ class Verdict:
 
 
 _EXPLORE_RE = re.compile(r"^Exploring Operation: (\d+)([+\-*/])(\d+)=(\d+), Resulting Numbers: \[([\d, ]*)\]$")
+_OPERATION_RE = re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)")
 _GOAL_RE = re.compile(r"^(\d+),(\d+) equal: Goal Reached$")
 _ALLOWED_RE = re.compile(
     r"^(Moving to Node #\d+(,\d+)*|Current State: \d+:\[[\d, ]*\], Operations: \[[^\]]*\]|"
@@ -63,6 +64,54 @@ def verify_trace(trace: str, nums: list[int], target: int) -> Verdict:
     return verify_path(path, nums, target)
 
 
+def _replay(board: Counter, used: Counter, ops: list[str], left: int, op: str, right: int, result: int,
+            line: int | None) -> Verdict | None:
+    """Apply one operation to the board (and record it in ``ops``); the refusal when it is illegal."""
+    for operand in (left, right):
+        if board[operand] == 0:
+            if used[operand]:
+                return Verdict(False, Failure.NUMBER_REUSED, f"{operand} was already used", line, tuple(ops))
+            return Verdict(False, Failure.NUMBER_NOT_AVAILABLE,
+                           f"{operand} is not among the available numbers {sorted(board.elements())}", line, tuple(ops))
+        board[operand] -= 1
+        used[operand] += 1
+    problem = check_operation(left, op, right, result)
+    if problem:
+        return Verdict(False, Failure.WRONG_ARITHMETIC, problem, line, tuple(ops))
+    board[result] += 1
+    ops.append(f"{left}{op}{right}={result}")
+    return None
+
+
+def verify_child(context: str, nums: list[int], target: int) -> Verdict:
+    """Verify the answer a child thread gives for the whole problem.
+
+    The operations listed in its prompt (made by its ancestors) must replay from the problem's
+    numbers to the child's start state, and its own path must reach the target from there. This
+    tells a search that failed from an answer the parent lost after its children found it.
+    """
+    try:
+        state = grammar.parse_prompt(context)
+    except grammar.GrammarError as e:
+        return Verdict(False, Failure.MALFORMED_LINE, str(e))
+    board, used, ops = Counter(nums), Counter(), []
+    for text in state.ops:
+        m = _OPERATION_RE.fullmatch(text)
+        if not m:
+            return Verdict(False, Failure.MALFORMED_LINE, f"unreadable operation {text!r} in the prompt")
+        refused = _replay(board, used, ops, int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), None)
+        if refused is not None:
+            return refused
+    if sorted(board.elements()) != sorted(state.nums):
+        return Verdict(False, Failure.RESULT_MISMATCH,
+                       f"the prompt's numbers {sorted(state.nums)} do not follow from its operations", None, tuple(ops))
+    path = grammar.answer_path(context)
+    if path is None:
+        return Verdict(False, Failure.NO_ANSWER, "the thread does not restate a solution path")
+    verdict = verify_path(path, state.nums, target)
+    return Verdict(True, operations=tuple(ops) + verdict.operations) if verdict else verdict
+
+
 def verify_path(path: str, nums: list[int], target: int) -> Verdict:
     """Verify a solution path (``Moving to Node #0`` ... ``T,T equal: Goal Reached``)."""
     board = Counter(nums)
@@ -72,20 +121,9 @@ def verify_path(path: str, nums: list[int], target: int) -> Verdict:
     for n, line in enumerate(lines, start=1):
         m = _EXPLORE_RE.match(line)
         if m:
-            left, op, right, result = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-            for operand in (left, right):
-                if board[operand] == 0:
-                    if used[operand]:
-                        return Verdict(False, Failure.NUMBER_REUSED, f"{operand} was already used", n, tuple(ops))
-                    return Verdict(False, Failure.NUMBER_NOT_AVAILABLE,
-                                   f"{operand} is not among the available numbers {sorted(board.elements())}", n, tuple(ops))
-                board[operand] -= 1
-                used[operand] += 1
-            problem = check_operation(left, op, right, result)
-            if problem:
-                return Verdict(False, Failure.WRONG_ARITHMETIC, problem, n, tuple(ops))
-            board[result] += 1
-            ops.append(f"{left}{op}{right}={result}")
+            refused = _replay(board, used, ops, int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), n)
+            if refused is not None:
+                return refused
             stated = sorted(int(x) for x in m.group(5).split(",")) if m.group(5).strip() else []
             if stated != sorted(board.elements()):
                 return Verdict(False, Failure.RESULT_MISMATCH,

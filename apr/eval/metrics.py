@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from apr import grammar as g
 from apr.countdown.problems import Problem
-from apr.countdown.verifier import verify_trace
+from apr.countdown.verifier import verify_child, verify_trace
 from apr.threads import Thread, TokenCounter, tree_metrics
 
 Answer = tuple[str, ...]  # the operations of a final solution path, in order: the vote key
@@ -47,6 +47,9 @@ class SampleScore:
     children_per_spawn: float
     latency_s: float  # the root thread's wall clock
     finish_reason: str | None
+    # A child thread (any depth) gave a verified answer: when the root's answer is refused anyway,
+    # the parent lost a solution its children found (absent from results written before this field).
+    solved_by_child: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -55,7 +58,7 @@ class SampleScore:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleScore":
-        fields = {k: d[k] for k in cls.__dataclass_fields__}
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         fields["answer"] = None if d["answer"] is None else tuple(d["answer"])
         return cls(**fields)
 
@@ -77,6 +80,8 @@ def score_tree(root: Thread, problem: Problem, count: TokenCounter | None = None
         sequential_tokens=m.sequential_tokens, longest_context=m.longest_context, n_threads=m.n_threads,
         n_spawns=m.n_spawns, children_per_spawn=m.children_per_spawn,
         latency_s=float(root.meta.get("wall_s", 0.0)), finish_reason=root.finish_reason,
+        solved_by_child=any(verify_child(t.context(), list(problem.nums), problem.target).ok
+                            for t in root.walk() if t is not root),
     )
 
 

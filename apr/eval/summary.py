@@ -47,6 +47,7 @@ def summarize_setting(setting: Setting, rows: list[Row], context_length: int) ->
         "throughput_tokens_per_s": sum(s.generated_tokens for s in flat) / wall if wall else 0.0,
         "finish_reasons": dict(Counter(str(s.finish_reason) for s in flat).most_common()),
         "failures": dict(Counter(s.failure for s in flat if s.failure).most_common()),
+        "lost_at_join": sum(not s.correct and s.solved_by_child for s in flat) / len(flat),
         "pass_at": [mean(pass_at(k, n, sum(s.correct for s in ps)) for ps in scores) for k in range(1, n + 1)],
         "cons_at": [mean(cons_at(k, [s.answer for s in ps], [s.correct for s in ps]) for ps in scores)
                     for k in range(1, n + 1)],

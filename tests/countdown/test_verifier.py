@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from apr import grammar
 from apr.countdown.problems import ProblemSpec, draw_candidate
 from apr.countdown.search import AprSettings, apr_search, sosp
-from apr.countdown.verifier import Failure, verify_path, verify_trace
+from apr.countdown.verifier import Failure, verify_child, verify_path, verify_trace
 
 EXPLORE = re.compile(r"^Exploring Operation: (\d+)([+\-*/])(\d+)=(\d+), Resulting Numbers: \[([\d, ]*)\]$")
 
@@ -164,3 +164,28 @@ def test_a_trace_without_a_restated_path_has_no_answer():
     text = sosp([1, 1, 1, 1], 97, 3, random.Random(0))  # unsolvable: ends with "No solution found."
     assert verify_trace(text, [1, 1, 1, 1], 97).failure is Failure.NO_ANSWER
     assert "no_answer" in str(verify_trace("27,27 equal: Goal Reached\n", [27], 27))
+
+
+def test_child_answers_are_verified_against_the_whole_problem():
+    nums, target = [2, 20, 28], 18
+    root = apr_search(nums, target, AprSettings(12, 15, p_spawn=1.0, canonical=True), random.Random(0))
+    children = root.children
+    verdicts = [verify_child(c.context(), nums, target) for c in children]
+    solved = [c for c, v in zip(children, verdicts) if v]
+    assert solved and all(v.operations[-1].endswith(f"={target}") for v in verdicts if v)
+    # Children that end with "No solution found." give no answer; they are refused as such.
+    assert {v.failure for v in verdicts if not v} <= {Failure.NO_ANSWER}
+    good = solved[0].context()
+    # An inherited operation the parent got wrong, or numbers that do not follow from it.
+    first_op = grammar.parse_prompt(good).ops[0]
+    left, rest = first_op.split("=")
+    bad_inherited = good.replace(f"'{first_op}'", f"'{left}={int(rest) + 1}'", 1)
+    assert verify_child(bad_inherited, nums, target).failure is Failure.WRONG_ARITHMETIC
+    assert verify_child(good, [n + 1 for n in nums], target).failure in (Failure.NUMBER_NOT_AVAILABLE,
+                                                                         Failure.RESULT_MISMATCH)
+    # The child's own last operation miscomputed into the target.
+    i = explore_lines(grammar.answer_path(good))[-1]
+    path = grammar.answer_path(good)
+    broken = good.replace(path, edit_line(path, i, lambda s: s.replace("Exploring Operation: ", "Exploring Operation: 1")))
+    assert not verify_child(broken, nums, target)
+    assert verify_child("not a prompt", nums, target).failure is Failure.MALFORMED_LINE

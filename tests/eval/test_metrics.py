@@ -47,6 +47,13 @@ def test_child_goal_lines_in_the_join_are_not_the_roots_answer():
     score = score_tree(root, PROBLEM)
     assert not score.correct
     assert answer_operations(root.context()) is None  # one goal line (child 0's) is no restated path
+    # ... but child 0 did solve it: the parent lost a verified answer at the join.
+    assert score.solved_by_child and score_tree(apr_tree(), PROBLEM).solved_by_child
+    assert not score_tree(sosp_tree(), PROBLEM).solved_by_child
+    assert SampleScore.from_dict(score.to_dict()) == score
+    old = score.to_dict()
+    del old["solved_by_child"]  # results written before the field existed still load
+    assert SampleScore.from_dict(old).solved_by_child is False
 
 
 A, B = ("53-22=31", "31/31=1", "26+1=27"), ("26+1=27",)
