@@ -1,10 +1,12 @@
 """Copy a trained checkpoint into ``models/NAME`` with a model card built from its run records.
 
-The card's numbers come from the files the run and the evaluation wrote (``apr_train.json``,
-``metrics.jsonl``, an ``apr eval`` ``summary.json``), never typed by hand:
+The card's numbers come from the files the runs and the evaluation wrote (``apr_train.json``,
+``metrics.jsonl``, an ``apr eval`` ``summary.json``), never typed by hand. A model trained in phases
+(a later run with ``--init-from`` the earlier one's checkpoint) passes every run in order; the
+weights are the last run's:
 
-    python scripts/bundle_model.py --run runs/apr3c --out models/apr-cpu --format apr --eval runs/eval_c3/summary.json \
-        --data-command "apr data problems ..." --data-command "apr data traces ..."
+    python scripts/bundle_model.py --run runs/apr3c --run runs/p2/apr_mix --out models/apr-cpu --format apr \
+        --eval runs/eval_c3/summary.json --data-command "apr data problems ..." --data-command "apr data traces ..."
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _train_command(cfg: dict) -> str:
     parts += [f"-d {d}" for d in cfg["data"]]
     parts += [f"--val-data {d}" for d in cfg.get("val_data") or []]
     parts.append(f"-o {cfg['out']}")
-    for key in ("preset", "context_length", "tokens_per_batch", "lr", "warmup_steps", "max_minutes", "max_steps",
+    for key in ("init_from", "preset", "context_length", "tokens_per_batch", "lr", "warmup_steps", "max_minutes", "max_steps",
                 "loss_on", "seed"):
         if cfg.get(key) is not None:
             parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
@@ -63,11 +65,26 @@ def _accuracy_table(summary: dict, fmt: str) -> list[str]:
     return rows
 
 
-def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, summary: dict | None,
-         data_commands: list[str], notes: list[str]) -> str:
+def _phase_lines(state: dict, metrics: list[dict]) -> list[str]:
     cfg = state["config"]
     vals = [m for m in metrics if "val_loss" in m]
     train_rates = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
+    return [
+        f"- Steps: {state['step']}; tokens: {state['tokens']:,} ({state['tokens'] / 1e6:.1f}M, padded batches); "
+        f"wall time: {state['elapsed_s'] / 60:.1f} min on a 2-core x86-64 CPU "
+        f"(median {sorted(train_rates)[len(train_rates) // 2]:,.0f} tokens/s).",
+        f"- Final validation loss: {vals[-1]['val_loss']:.4f} (step {vals[-1]['step']})." if vals else
+        "- No validation loss recorded.",
+        f"- Peak lr {cfg['lr']}, warmup {cfg['warmup_steps']} steps, cosine to {cfg['min_lr_ratio']}x, AdamW "
+        f"(weight decay {cfg['weight_decay']}), {cfg['precision']} autocast, "
+        f"{cfg['tokens_per_batch']} tokens per batch, loss on {cfg['loss_on']} tokens.",
+        "", "```bash", _train_command(cfg), "```",
+    ]
+
+
+def card(name: str, fmt: str, phases: list[tuple[dict, list[dict]]], params: int, summary: dict | None,
+         data_commands: list[str], notes: list[str]) -> str:
+    cfg = phases[-1][0]["config"]
     kind = "an APR (fork-join threads)" if fmt == "apr" else "a SoS+ (serialized search)"
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation",
@@ -78,18 +95,17 @@ def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, sum
         "(`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer.from_pretrained`); `apr solve` and `apr serve` "
         "run it with the fork-join runtime.", "",
         "## Training", "",
-        f"- Steps: {state['step']}; tokens: {state['tokens']:,} ({state['tokens'] / 1e6:.1f}M, padded batches); "
-        f"wall time: {state['elapsed_s'] / 60:.1f} min on a 2-core x86-64 CPU "
-        f"(median {sorted(train_rates)[len(train_rates) // 2]:,.0f} tokens/s).",
-        f"- Final validation loss: {vals[-1]['val_loss']:.4f} (step {vals[-1]['step']})." if vals else
-        "- No validation loss recorded.",
-        f"- Peak lr {cfg['lr']}, warmup {cfg['warmup_steps']} steps, cosine to {cfg['min_lr_ratio']}x, AdamW "
-        f"(weight decay {cfg['weight_decay']}), {cfg['precision']} autocast, "
-        f"{cfg['tokens_per_batch']} tokens per batch.",
-        *[f"- {note}" for note in notes],
-        "", "## Data", "", "```bash", *data_commands, "```", "",
-        "## Command", "", "```bash", _train_command(cfg), "```", "",
     ]
+    if len(phases) > 1:
+        tokens = sum(state["tokens"] for state, _ in phases)
+        minutes = sum(state["elapsed_s"] for state, _ in phases) / 60
+        lines += [f"{len(phases)} phases, each starting from the previous one's checkpoint: "
+                  f"{tokens / 1e6:.1f}M tokens and {minutes:.1f} min in all.", ""]
+    for i, (state, metrics) in enumerate(phases, start=1):
+        if len(phases) > 1:
+            lines += [f"### Phase {i}", ""]
+        lines += [*_phase_lines(state, metrics), ""]
+    lines += [*[f"- {note}" for note in notes], "", "## Data", "", "```bash", *data_commands, "```", ""]
     if summary is not None:
         lines += ["## Measured accuracy", "",
                   f"Held-out problems `{summary['run']['problems_file']}` (first {summary['run']['problems']}), "
@@ -100,7 +116,8 @@ def card(name: str, fmt: str, state: dict, metrics: list[dict], params: int, sum
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, required=True, help="training run folder (with final/ and metrics.jsonl)")
+    ap.add_argument("--run", type=Path, action="append", required=True,
+                    help="training run folder (with final/ and metrics.jsonl); repeat for phases, in order")
     ap.add_argument("--out", type=Path, required=True, help="destination, e.g. models/apr-cpu")
     ap.add_argument("--format", choices=("apr", "sosp"), required=True, help="what the model was trained on")
     ap.add_argument("--eval", type=Path, help="summary.json of an `apr eval` run of this checkpoint")
@@ -108,8 +125,8 @@ def main() -> None:
     ap.add_argument("--note", action="append", default=[], help="a line for the training section (repeatable)")
     args = ap.parse_args()
 
-    state, metrics = _records(args.run)
-    final = args.run / "final"
+    phases = [_records(run) for run in args.run]
+    final = args.run[-1] / "final"
     weights_mb = (final / "model.safetensors").stat().st_size / 2**20
     if weights_mb > MAX_WEIGHTS_MB:
         sys.exit(f"{final / 'model.safetensors'} is {weights_mb:.1f} MB; bundled models must stay under "
@@ -119,7 +136,7 @@ def main() -> None:
     for name in FILES:
         if (final / name).is_file():
             shutil.copy2(final / name, args.out / name)
-    text = card(args.out.name, args.format, state, metrics, _parameters(final / "model.safetensors"), summary,
+    text = card(args.out.name, args.format, phases, _parameters(final / "model.safetensors"), summary,
                 args.data_command, args.note)
     (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} ({weights_mb:.1f} MB of weights) and its model card")
