@@ -29,6 +29,8 @@ def grpo(
     val_size: int = typer.Option(_default(GRPOConfig, "val_size"), help="Validate on the first N held-out problems."),
     prompts_per_step: int = typer.Option(_default(GRPOConfig, "prompts_per_step"), help="Problems per rollout batch."),
     group_size: int = typer.Option(_default(GRPOConfig, "group_size"), help="Rollouts per problem."),
+    temperature: float = typer.Option(_default(GRPOConfig, "temperature"),
+                                      help="Rollout temperature; the policy trained is softmax(logits / T)."),
     steps: int = typer.Option(_default(GRPOConfig, "steps"), help="Rollout batches."),
     inner_steps: int = typer.Option(_default(GRPOConfig, "inner_steps"), help="Optimizer steps per rollout batch."),
     lr: float = typer.Option(_default(GRPOConfig, "lr"), help="AdamW learning rate (constant)."),
@@ -66,7 +68,7 @@ def grpo(
     config = GRPOConfig(
         init_from=str(init_from), problems=str(problems), out=str(out),
         val_problems=str(val_problems) if val_problems else None, val_size=val_size,
-        prompts_per_step=prompts_per_step, group_size=group_size, steps=steps, inner_steps=inner_steps, lr=lr,
+        prompts_per_step=prompts_per_step, group_size=group_size, temperature=temperature, steps=steps, inner_steps=inner_steps, lr=lr,
         weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage,  # type: ignore[arg-type]
         max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision,  # type: ignore[arg-type]
         rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),

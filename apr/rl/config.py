@@ -27,6 +27,9 @@ class GRPOConfig:
     val_size: int = 200  # the first N held-out problems
     prompts_per_step: int = 64
     group_size: int = 5  # rollouts per prompt
+    # Rollout sampling temperature (the paper: 1). The policy trained is softmax(logits / temperature),
+    # so a lower one keeps rollouts near the greedy decoding that validation measures.
+    temperature: float = 1.0
     steps: int = 150  # rollout batches
     inner_steps: int = 2  # optimizer steps per rollout batch (the first one is on-policy)
     lr: float = 1e-5
@@ -70,6 +73,11 @@ def check_config(c: GRPOConfig) -> None:
         raise GRPOConfigError(f"must be positive: {', '.join(bad)}")
     if c.group_size < 2:
         raise GRPOConfigError(f"group_size must be >= 2 (advantages compare rollouts of a prompt), got {c.group_size}")
+    if not 0 < c.temperature <= 2:
+        raise GRPOConfigError(f"temperature must be in (0, 2], got {c.temperature}")
+    if c.backend == "server" and c.temperature != 1.0:
+        raise GRPOConfigError("the server backend samples at temperature 1 only: servers return raw log-probs, "
+                              "not the tempered ones a lower temperature needs")
     if not 0 < c.clip < 1:
         raise GRPOConfigError(f"clip must be in (0, 1), got {c.clip}")
     if c.kl_beta < 0 or c.weight_decay < 0:

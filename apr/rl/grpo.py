@@ -1,7 +1,7 @@
 """GRPO over whole thread trees (paper §3.3 / spec §7): roll out, score, advantage, PPO-clip updates.
 
 One step = one rollout batch: ``prompts_per_step`` problems x ``group_size`` episodes decoded through
-the fork-join runtime at temperature 1, a reward per episode, group-relative advantages, then
+the fork-join runtime at ``temperature`` (the paper: 1), a reward per episode, group-relative advantages, then
 ``inner_steps`` AdamW steps over every call of every episode (``apr.rl.episodes``, ``apr.rl.loss``).
 The first inner step is on-policy, so its forward pass also records the "old" log-probs that the
 later ones clip against; the frozen reference scores the same tokens once per batch.
@@ -81,12 +81,12 @@ def optimise(policy: PreTrainedModel, reference: PreTrainedModel | None, optimiz
         for mb in batches:
             inputs, targets, mask = mb.inputs.to(device), mb.targets.to(device), mb.mask.to(device)
             with autocast():
-                logp = token_logprobs(policy, inputs, targets)
+                logp = token_logprobs(policy, inputs, targets, c.temperature)
             if mb.old_logprobs is None:  # first pass: the weights that sampled this batch
                 mb.old_logprobs = logp.detach()
                 if reference is not None:
                     with torch.no_grad(), autocast():
-                        mb.ref_logprobs = token_logprobs(reference, inputs, targets)
+                        mb.ref_logprobs = token_logprobs(reference, inputs, targets, c.temperature)
                 runtime = mb.runtime_logprobs.to(device)
                 gap = (runtime - mb.old_logprobs).abs()[mask & ~torch.isnan(runtime)]
                 totals["gap_sum"] += float(gap.sum())
@@ -184,7 +184,7 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
                     for _ in range(c.group_size)]
         seed = zlib.crc32(f"apr-grpo:{c.seed}:{step}".encode())
         trees = rollouts.solve([root_prompt(p, c.sub_call_budget) for p in problems],
-                               solve_config(c.limits, c.max_tokens, seed))
+                               solve_config(c.limits, c.max_tokens, seed, c.temperature))
         t1 = time.perf_counter()
         scores = [score_tree(t, p) for t, p in zip(trees, problems)]
         rewards = torch.tensor([episode_reward(s, c.rewards) for s in scores]).view(-1, c.group_size)

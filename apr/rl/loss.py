@@ -54,9 +54,13 @@ def make_micro_batch(seqs: list[TrainSequence], pad_id: int) -> MicroBatch:
                       torch.tensor([s.weight for s in seqs]), runtime)
 
 
-def token_logprobs(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target | prefix) per position, in fp32 (0 where the target is IGNORE)."""
+def token_logprobs(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """log p(target | prefix) per position under softmax(logits / temperature), in fp32 (0 where the
+    target is IGNORE)."""
     logits = model(input_ids=inputs, use_cache=False).logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
     return logp.masked_fill(targets == IGNORE, 0.0)
 

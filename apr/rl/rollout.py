@@ -89,12 +89,14 @@ class ServerRollouts:
         return asyncio.run(run())
 
 
-def solve_config(limits: Limits, max_tokens: int, seed: int | None) -> SolveConfig:
-    """Sampling at temperature 1 with log-probs (``seed`` given) for training, greedy for validation."""
+def solve_config(limits: Limits, max_tokens: int, seed: int | None, temperature: float = 1.0) -> SolveConfig:
+    """Sampling with log-probs of the tempered distribution (``seed`` given) for training, greedy for
+    validation."""
     if seed is None:
         sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens)
     else:
-        sampling = SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=seed, logprobs=True)
+        sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed, logprobs=True,
+                                  tempered_logprobs=temperature != 1.0)
     return SolveConfig(sampling=sampling, limits=limits)
 
 

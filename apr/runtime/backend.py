@@ -23,6 +23,9 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()  # stop strings; the matched stop string is kept in the text
     logprobs: bool = False  # return the sampled tokens' log-probs (RL needs them)
+    # Log-probs of softmax(logits / temperature), the distribution sampled from (before top-k/top-p),
+    # instead of the raw model's: what a trainer that samples at temperature != 1 optimises.
+    tempered_logprobs: bool = False
 
 
 @dataclass

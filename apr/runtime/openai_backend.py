@@ -35,6 +35,9 @@ class OpenAIBackend:
 
     async def generate(self, session: str, prompt: str, params: SamplingParams,
                        fork_from: str | None = None) -> Generation:
+        if params.tempered_logprobs and params.temperature not in (0.0, 1.0):
+            raise ValueError("OpenAI-compatible servers return raw log-probs; tempered_logprobs needs temperature 1 "
+                             "(or the embedded backend)")
         n_prompt = self.count_tokens(prompt)
         room = self.context_length - n_prompt
         if room <= 0:

@@ -18,13 +18,14 @@ from apr.threads import Thread
 PROMPT = "Moving to Node #0\nCurrent State: 15:[30, 25, 10], Operations: []"
 
 
-def trainer_vs_runtime(model: torch.nn.Module, trees: list[Thread], tok, autocast: bool) -> torch.Tensor:
+def trainer_vs_runtime(model: torch.nn.Module, trees: list[Thread], tok, autocast: bool,
+                       temperature: float = 1.0) -> torch.Tensor:
     """Trainer log-prob minus the sampler's, for every sampled token of every call of ``trees``."""
     seqs = [s for i, tree in enumerate(trees) for s in episode_sequences(tree, tok, i)]
     assert seqs and all(s.runtime_logprobs is not None for s in seqs)
     mb = make_micro_batch(seqs, tok.pad_token_id)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        logp = token_logprobs(model, mb.inputs, mb.targets)
+        logp = token_logprobs(model, mb.inputs, mb.targets, temperature)
     assert int(mb.mask.sum()) == sum(s.n_completion for s in seqs)
     return (logp - mb.runtime_logprobs)[mb.mask]
 
@@ -43,6 +44,15 @@ def test_random_model_logprobs_match_the_sampler(tok, dtype, tolerance):
     gap = trainer_vs_runtime(model, trees, tok, autocast=dtype == "bf16")
     assert gap.numel() > 100
     assert gap.abs().max().item() < tolerance
+
+
+def test_tempered_rollouts_record_the_tempered_log_probs_the_trainer_computes(tok):
+    """At temperature 0.6 both sides score softmax(logits / 0.6); the raw log-probs differ from them."""
+    model = build_model("tiny", tok, context_length=512, seed=3).eval()
+    rollouts = EmbeddedRollouts(model, tok, "fp32", max_slots=8)
+    trees = rollouts.solve([PROMPT] * 2, solve_config(Limits(), max_tokens=60, seed=7, temperature=0.6))
+    assert trainer_vs_runtime(model, trees, tok, autocast=False, temperature=0.6).abs().max().item() < 1e-4
+    assert trainer_vs_runtime(model, trees, tok, autocast=False).abs().max().item() > 1e-2
 
 
 def test_spawning_episodes_match_the_sampler_and_train_only_generated_tokens(tok, demo, sharp_model):

@@ -90,6 +90,9 @@ def test_problems_per_step_cycle_through_seeded_epochs():
     (["--group-size", "1"], "group_size must be >= 2"),
     (["--advantage", "rank"], "advantage must be one of std, mean"),
     (["--backend", "server"], "needs server_url"),
+    (["--temperature", "0"], "temperature must be in"),
+    (["--backend", "server", "--server-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"],
+     "samples at temperature 1 only"),
     (["--problems", "missing.jsonl"], "problems: missing.jsonl does not exist"),
 ])
 def test_cli_rejects_bad_input_in_one_line(config, tmp_path, flags, message):

@@ -6,6 +6,7 @@ import torch
 
 from apr.runtime.backend import SamplingParams
 from apr.runtime.engine import Engine, Sequence, TextStream
+from tests.runtime.support import tiny_llama
 
 GREEDY = SamplingParams(max_tokens=24)
 
@@ -42,6 +43,20 @@ def test_batched_greedy_equals_generate_including_late_joiners(model):
     drain(engine)
     for seq, p in zip(seqs, ps):
         assert seq.result().token_ids == reference(model, p, len(seq.out_ids))
+
+
+def test_weights_changed_in_place_are_used_by_the_next_step(tok):
+    """The fused q/k/v and gate/up copies follow in-place updates (how a GRPO trainer syncs weights)."""
+    model, other = tiny_llama(len(tok)), tiny_llama(len(tok), seed=1)
+    engine = Engine(model, max_slots=4)
+    p = prompts(model.config.vocab_size, [11])[0]
+    before = engine.add(p, GREEDY)
+    drain(engine)
+    model.load_state_dict(other.state_dict())  # copies into the engine model's own tensors
+    after = engine.add(p, GREEDY)
+    drain(engine)
+    assert before.result().token_ids == reference(tiny_llama(len(tok)), p, 24)
+    assert after.result().token_ids == reference(other, p, 24) != before.result().token_ids
 
 
 def test_crop_extend_and_fork_equal_generate_on_the_resulting_tokens(model):
@@ -104,16 +119,20 @@ def test_sampling_is_per_sequence_and_independent_of_the_batch(model):
     assert k1.out_ids == p0.out_ids == reference(model, p, 20)
 
 
-def test_logprobs_are_the_models_raw_log_probabilities(model):
+def test_logprobs_are_the_models_raw_log_probabilities_or_the_tempered_ones(model):
     engine = Engine(model, max_slots=2)
     p = prompts(model.config.vocab_size, [8])[0]
-    seq = engine.add(p, SamplingParams(temperature=1.5, max_tokens=12, seed=1, logprobs=True))
+    raw = engine.add(p, SamplingParams(temperature=1.5, max_tokens=12, seed=1, logprobs=True))
+    tempered = engine.add(p, SamplingParams(temperature=1.5, max_tokens=12, seed=1, logprobs=True,
+                                            tempered_logprobs=True))
     drain(engine)
-    full = torch.tensor([p + seq.out_ids[:-1]])
+    assert raw.out_ids == tempered.out_ids  # the same draws: only what is reported differs
+    full = torch.tensor([p + raw.out_ids[:-1]])
     with torch.no_grad():
         logits = model(full).logits[0, len(p) - 1:]
-    expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(seq.out_ids)[:, None])[:, 0]
-    assert torch.allclose(torch.tensor(seq.result().logprobs), expected, atol=1e-4)
+    for seq, scale in ((raw, 1.0), (tempered, 1.5)):
+        expected = torch.log_softmax(logits / scale, -1).gather(1, torch.tensor(seq.out_ids)[:, None])[:, 0]
+        assert torch.allclose(torch.tensor(seq.result().logprobs), expected, atol=1e-4)
 
 
 def test_finish_reasons_eos_context_length_and_cancel(model):

@@ -73,3 +73,10 @@ def test_stop_strings_are_kept_and_finish_reasons_mapped(trim_stop):
 def test_rejects_a_base_url_without_scheme():
     with pytest.raises(ValueError, match="http"):
         OpenAIBackend("localhost:8000/v1", "m", len, 100)
+
+
+def test_refuses_tempered_log_probs_it_cannot_return():
+    backend = OpenAIBackend("http://127.0.0.1:1/v1", "m", len, 100)
+    params = SamplingParams(temperature=0.7, logprobs=True, tempered_logprobs=True)
+    with pytest.raises(ValueError, match="raw log-probs"):
+        asyncio.run(backend.generate("s", "prompt", params))
