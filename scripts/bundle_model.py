@@ -65,7 +65,40 @@ def _accuracy_table(summary: dict, fmt: str) -> list[str]:
     return rows
 
 
+def _grpo_command(cfg: dict) -> str:
+    """The ``apr train grpo`` line that reproduces a GRPO run (settings left at their defaults are omitted)."""
+    parts = [f"apr train grpo --init-from {cfg['init_from']} -p {cfg['problems']} -o {cfg['out']}"]
+    if cfg.get("val_problems"):
+        parts.append(f"--val-problems {cfg['val_problems']} --val-size {cfg['val_size']} --val-every {cfg['val_every']}")
+    for key in ("prompts_per_step", "group_size", "temperature", "inner_steps", "lr", "kl_beta", "advantage",
+                "max_minutes", "seed"):
+        if cfg.get(key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
+    parts.append(f"--max-total-tokens {cfg['limits']['max_total_tokens']}")
+    return " ".join(parts)
+
+
+def _grpo_lines(state: dict, metrics: list[dict]) -> list[str]:
+    cfg = state["config"]
+    vals = [m for m in metrics if "val_accuracy" in m]
+    steps = [m for m in metrics if "reward" in m]
+    lines = [
+        f"- GRPO over whole thread trees: {state['step']} steps of {cfg['prompts_per_step']} problems x "
+        f"{cfg['group_size']} rollouts at temperature {cfg.get('temperature', 1.0)}, {state['elapsed_s'] / 60:.1f} min "
+        f"on a 2-core x86-64 CPU; lr {cfg['lr']}, KL coefficient {cfg['kl_beta']}, {cfg['advantage']} advantages.",
+    ]
+    if vals:
+        lines.append(f"- Greedy validation accuracy (first {cfg['val_size']} validation problems): "
+                     + " -> ".join(f"{100 * v['val_accuracy']:.0f}% (step {v['step']})" for v in vals) + ".")
+    if steps:
+        lines.append(f"- Mean rollout reward: {sum(m['reward'] for m in steps[:5]) / len(steps[:5]):.2f} over the "
+                     f"first 5 steps, {sum(m['reward'] for m in steps[-5:]) / len(steps[-5:]):.2f} over the last 5.")
+    return lines + ["", "```bash", _grpo_command(cfg), "```"]
+
+
 def _phase_lines(state: dict, metrics: list[dict]) -> list[str]:
+    if state.get("trained_with") == "grpo":
+        return _grpo_lines(state, metrics)
     cfg = state["config"]
     vals = [m for m in metrics if "val_loss" in m]
     train_rates = [m["tokens_per_s"] for m in metrics if "tokens_per_s" in m]
@@ -84,23 +117,24 @@ def _phase_lines(state: dict, metrics: list[dict]) -> list[str]:
 
 def card(name: str, fmt: str, phases: list[tuple[dict, list[dict]]], params: int, summary: dict | None,
          data_commands: list[str], notes: list[str]) -> str:
-    cfg = phases[-1][0]["config"]
+    cfg = phases[0][0]["config"]  # the SFT phase that made the model: preset, context
     kind = "an APR (fork-join threads)" if fmt == "apr" else "a SoS+ (serialized search)"
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation",
         "tags: [countdown, adaptive-parallel-reasoning, llama]", "---", "",
         f"# {name}: {kind} Countdown model trained on a CPU", "",
         f"A Llama-architecture model ({params / 1e6:.2f}M parameters, preset `{cfg['preset']}`, context "
-        f"{cfg['context_length']}) trained from scratch by `apr train sft`. Loads with stock `transformers` "
+        f"{cfg['context_length']}) trained from scratch by `apr train sft`"
+        f"{' and improved with `apr train grpo`' if any(s.get('trained_with') == 'grpo' for s, _ in phases) else ''}. Loads with stock `transformers` "
         "(`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer.from_pretrained`); `apr solve` and `apr serve` "
         "run it with the fork-join runtime.", "",
         "## Training", "",
     ]
     if len(phases) > 1:
-        tokens = sum(state["tokens"] for state, _ in phases)
+        tokens = sum(state.get("tokens", 0) for state, _ in phases)
         minutes = sum(state["elapsed_s"] for state, _ in phases) / 60
         lines += [f"{len(phases)} phases, each starting from the previous one's checkpoint: "
-                  f"{tokens / 1e6:.1f}M tokens and {minutes:.1f} min in all.", ""]
+                  f"{tokens / 1e6:.1f}M SFT tokens and {minutes:.1f} min in all.", ""]
     for i, (state, metrics) in enumerate(phases, start=1):
         if len(phases) > 1:
             lines += [f"### Phase {i}", ""]

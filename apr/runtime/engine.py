@@ -36,7 +36,7 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 from transformers import LlamaForCausalLM
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+from transformers.models.llama.modeling_llama import rotate_half
 
 from apr.runtime.backend import Generation, SamplingParams
 
@@ -392,7 +392,8 @@ class Engine:
         n = len(ids)
         # Decoder rows attend to positions <= their own; one mask serves every layer.
         dec_len = max((s.n_cached + 1 for s in batch[:d]), default=0)
-        dec_mask = (torch.arange(dec_len, device=dev)[None, :] <= pos_t[:d, None])[:, None, None, :]
+        dtype = self.k_cache.dtype
+        dec_mask = additive_mask(torch.arange(dec_len, device=dev)[None, :] <= pos_t[:d, None], dtype)[:, None, None, :]
         prefill_spans = []  # (slot, first flat row, first position, new tokens, mask or None: causal)
         row = d
         for seq in batch[d:]:
@@ -400,24 +401,25 @@ class Engine:
             mask = None  # a fresh prefill is plainly causal, which SDPA does in half the time
             if seq.n_cached:
                 q_pos = torch.arange(seq.n_cached, seq.n_cached + n_new, device=dev)
-                mask = torch.arange(seq.n_cached + n_new, device=dev)[None, :] <= q_pos[:, None]
+                mask = additive_mask(torch.arange(seq.n_cached + n_new, device=dev)[None, :] <= q_pos[:, None], dtype)
             prefill_spans.append((seq.slot, row, seq.n_cached, n_new, mask))
             row += n_new
 
         m = self.model.model
         h = m.embed_tokens(ids_t)
         cos, sin = m.rotary_emb(h, pos_t[None])
-        cos, sin = cos[0], sin[0]
+        cos, sin = cos[0, :, None], sin[0, :, None]  # [tokens, 1, head_dim]: one rotation for all heads
         gqa = self.n_kv_heads != self.n_heads
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         for layer_idx, (layer, fused) in enumerate(zip(m.layers, self._fused)):
             attn = layer.self_attn
             fused.refresh()
-            q, k, v = F.linear(layer.input_layernorm(h), *fused.qkv).split([q_size, kv_size, kv_size], dim=-1)
-            q = q.view(n, self.n_heads, self.head_dim)
-            k = k.view(n, self.n_kv_heads, self.head_dim)
-            v = v.reshape(n, self.n_kv_heads, self.head_dim)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+            qkv = F.linear(layer.input_layernorm(h), *fused.qkv)
+            # q and k heads side by side get RoPE in one pass; v is the rest of the row.
+            qk = qkv[:, :q_size + kv_size].view(n, self.n_heads + self.n_kv_heads, self.head_dim)
+            qk = qk * cos + rotate_half(qk) * sin
+            q, k = qk[:, :self.n_heads], qk[:, self.n_heads:]
+            v = qkv[:, q_size + kv_size:].view(n, self.n_kv_heads, self.head_dim)
             k_cache, v_cache = self.k_cache[layer_idx], self.v_cache[layer_idx]
             # Decoders scatter one position each; a prefill's positions are contiguous, so it copies
             # a slice (a scatter of the same rows costs several times more on CPU).
@@ -440,6 +442,12 @@ class Engine:
             h = h + fused.mlp(layer.post_attention_layernorm(h))
         h = m.norm(h[torch.tensor(last, device=dev)])
         return self.model.lm_head(h).float()
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean attention mask as 0 / -inf in the cache's dtype, built once per step: given a
+    boolean mask, SDPA would convert it again in every layer."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
 def sample(logits: torch.Tensor, batch: list[Sequence]) -> tuple[list[int], list[float]]:
