@@ -20,9 +20,7 @@ that needs per-token cache slots and positions, a cache that HF's ``Cache`` clas
 express, and on CPU it skips HF's per-call mask and cache bookkeeping. Attention uses
 ``scaled_dot_product_attention`` with a boolean mask, which on CPU is ~20x faster than eager
 matmul attention in bf16 for one query token per row (measured: 1.8 ms vs 34 ms per layer at
-32 rows x 1k positions). Each layer's q/k/v projections run as one matrix product, and so do the
-MLP's gate/up projections (``FusedLayer``): fewer, wider products, which matters most for the small
-batches of decode and join steps. Tests check the result against ``model.generate`` token for token.
+32 rows x 1k positions). Tests check the result against ``model.generate`` token for token.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 from transformers import LlamaForCausalLM
-from transformers.models.llama.modeling_llama import rotate_half
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from apr.runtime.backend import Generation, SamplingParams
 
@@ -96,39 +94,6 @@ class Sequence:
         )
 
 
-class FusedLayer:
-    """One decoder layer's q/k/v weights, and its gate/up weights, concatenated.
-
-    Rebuilt when the layer's weights change in place (a GRPO trainer copying new weights into the
-    engine's model), so the fused copies never go stale.
-    """
-
-    def __init__(self, layer: torch.nn.Module):
-        self.layer = layer
-        attn, mlp = layer.self_attn, layer.mlp
-        self._parts = ([attn.q_proj, attn.k_proj, attn.v_proj], [mlp.gate_proj, mlp.up_proj])
-        self._versions: tuple[int, ...] | None = None
-        self.refresh()
-
-    def _tensors(self) -> list[torch.Tensor]:
-        return [t for group in self._parts for m in group for t in (m.weight, m.bias) if t is not None]
-
-    def refresh(self) -> None:
-        versions = tuple(t._version for t in self._tensors())
-        if versions == self._versions:
-            return
-        with torch.no_grad():
-            self.qkv, self.gate_up = (
-                (torch.cat([m.weight for m in group]),
-                 torch.cat([m.bias for m in group]) if group[0].bias is not None else None)
-                for group in self._parts)
-        self._versions = versions
-
-    def mlp(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = F.linear(x, *self.gate_up).chunk(2, dim=-1)
-        return self.layer.mlp.down_proj(self.layer.mlp.act_fn(gate) * up)
-
-
 class Engine:
     """Token-level batched decoder; single-threaded, driven by ``step()``."""
 
@@ -153,7 +118,6 @@ class Engine:
         self.k_cache = torch.zeros(shape, dtype=param.dtype, device=param.device)
         self.v_cache = torch.zeros(shape, dtype=param.dtype, device=param.device)
         self.device = param.device
-        self._fused = [FusedLayer(layer) for layer in model.model.layers]
         self._owner: list[Sequence | None] = [None] * max_slots
         self._running: list[Sequence] = []  # in the order they started; the first max_slots run
         self._next_id = 0
@@ -392,8 +356,7 @@ class Engine:
         n = len(ids)
         # Decoder rows attend to positions <= their own; one mask serves every layer.
         dec_len = max((s.n_cached + 1 for s in batch[:d]), default=0)
-        dtype = self.k_cache.dtype
-        dec_mask = additive_mask(torch.arange(dec_len, device=dev)[None, :] <= pos_t[:d, None], dtype)[:, None, None, :]
+        dec_mask = (torch.arange(dec_len, device=dev)[None, :] <= pos_t[:d, None])[:, None, None, :]
         prefill_spans = []  # (slot, first flat row, first position, new tokens, mask or None: causal)
         row = d
         for seq in batch[d:]:
@@ -401,25 +364,22 @@ class Engine:
             mask = None  # a fresh prefill is plainly causal, which SDPA does in half the time
             if seq.n_cached:
                 q_pos = torch.arange(seq.n_cached, seq.n_cached + n_new, device=dev)
-                mask = additive_mask(torch.arange(seq.n_cached + n_new, device=dev)[None, :] <= q_pos[:, None], dtype)
+                mask = torch.arange(seq.n_cached + n_new, device=dev)[None, :] <= q_pos[:, None]
             prefill_spans.append((seq.slot, row, seq.n_cached, n_new, mask))
             row += n_new
 
         m = self.model.model
         h = m.embed_tokens(ids_t)
         cos, sin = m.rotary_emb(h, pos_t[None])
-        cos, sin = cos[0, :, None], sin[0, :, None]  # [tokens, 1, head_dim]: one rotation for all heads
+        cos, sin = cos[0], sin[0]
         gqa = self.n_kv_heads != self.n_heads
-        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
-        for layer_idx, (layer, fused) in enumerate(zip(m.layers, self._fused)):
+        for layer_idx, layer in enumerate(m.layers):
             attn = layer.self_attn
-            fused.refresh()
-            qkv = F.linear(layer.input_layernorm(h), *fused.qkv)
-            # q and k heads side by side get RoPE in one pass; v is the rest of the row.
-            qk = qkv[:, :q_size + kv_size].view(n, self.n_heads + self.n_kv_heads, self.head_dim)
-            qk = qk * cos + rotate_half(qk) * sin
-            q, k = qk[:, :self.n_heads], qk[:, self.n_heads:]
-            v = qkv[:, q_size + kv_size:].view(n, self.n_kv_heads, self.head_dim)
+            x = layer.input_layernorm(h)
+            q = attn.q_proj(x).view(n, self.n_heads, self.head_dim)
+            k = attn.k_proj(x).view(n, self.n_kv_heads, self.head_dim)
+            v = attn.v_proj(x).view(n, self.n_kv_heads, self.head_dim)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
             k_cache, v_cache = self.k_cache[layer_idx], self.v_cache[layer_idx]
             # Decoders scatter one position each; a prefill's positions are contiguous, so it copies
             # a slice (a scatter of the same rows costs several times more on CPU).
@@ -439,15 +399,9 @@ class Engine:
                     v_cache[slot:slot + 1, :, :p0 + k_len], attn_mask=mask, is_causal=mask is None,
                     scale=self.scaling, enable_gqa=gqa)[0].transpose(0, 1)
             h = h + attn.o_proj(out.view(n, -1))
-            h = h + fused.mlp(layer.post_attention_layernorm(h))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
         h = m.norm(h[torch.tensor(last, device=dev)])
         return self.model.lm_head(h).float()
-
-
-def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A boolean attention mask as 0 / -inf in the cache's dtype, built once per step: given a
-    boolean mask, SDPA would convert it again in every layer."""
-    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(~allowed, float("-inf"))
 
 
 def sample(logits: torch.Tensor, batch: list[Sequence]) -> tuple[list[int], list[float]]:

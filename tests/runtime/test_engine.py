@@ -46,7 +46,7 @@ def test_batched_greedy_equals_generate_including_late_joiners(model):
 
 
 def test_weights_changed_in_place_are_used_by_the_next_step(tok):
-    """The fused q/k/v and gate/up copies follow in-place updates (how a GRPO trainer syncs weights)."""
+    """In-place weight updates (how a GRPO trainer syncs weights) reach the next step: nothing caches stale weights."""
     model, other = tiny_llama(len(tok)), tiny_llama(len(tok), seed=1)
     engine = Engine(model, max_slots=4)
     p = prompts(model.config.vocab_size, [11])[0]
