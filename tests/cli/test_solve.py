@@ -109,11 +109,11 @@ def test_bad_input_is_one_clear_line(args, message):
 
 
 def test_the_readme_demo_runs_the_bundled_model_and_verifies_its_answer(tmp_path):
-    """`apr solve 47 25 3 24` with no --model: the README's main job, on the checked-in APR model."""
-    result = invoke("47", "25", "3", "24", "--cpu-threads", "1", "--json", str(tmp_path / "tree.json"))
+    """`apr solve 42 16 7 22` with no --model: the README's main job, on the checked-in APR model."""
+    result = invoke("42", "16", "7", "22", "--cpu-threads", "1", "--json", str(tmp_path / "tree.json"))
     assert result.exit_code == 0, result.output
     assert "models/apr-cpu" in result.output.replace("\n", "")
-    assert "answer: (3 * 24) - 25 = 47" in result.output
+    assert "answer: 7 * (22 - 16) = 42" in result.output
     record = json.loads((tmp_path / "tree.json").read_text())
-    assert record["verified"] is True and record["operations"] == ["3*24=72", "72-25=47"]
+    assert record["verified"] is True and record["operations"] == ["22-16=6", "7*6=42"]
     assert len(record["tree"]["spawns"][0]) >= 2  # it forked: one child per first move
