@@ -68,7 +68,8 @@ def grpo(
     config = GRPOConfig(
         init_from=str(init_from), problems=str(problems), out=str(out),
         val_problems=str(val_problems) if val_problems else None, val_size=val_size,
-        prompts_per_step=prompts_per_step, group_size=group_size, temperature=temperature, steps=steps, inner_steps=inner_steps, lr=lr,
+        prompts_per_step=prompts_per_step, group_size=group_size, temperature=temperature, steps=steps,
+        inner_steps=inner_steps, lr=lr,
         weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage,  # type: ignore[arg-type]
         max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision,  # type: ignore[arg-type]
         rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),

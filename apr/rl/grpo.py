@@ -1,8 +1,8 @@
 """GRPO over whole thread trees (paper §3.3 / spec §7): roll out, score, advantage, PPO-clip updates.
 
 One step = one rollout batch: ``prompts_per_step`` problems x ``group_size`` episodes decoded through
-the fork-join runtime at ``temperature`` (the paper: 1), a reward per episode, group-relative advantages, then
-``inner_steps`` AdamW steps over every call of every episode (``apr.rl.episodes``, ``apr.rl.loss``).
+the fork-join runtime at ``temperature`` (the paper: 1), a reward per episode, group-relative
+advantages, then ``inner_steps`` AdamW steps over every call of every episode (``apr.rl.episodes``, ``apr.rl.loss``).
 The first inner step is on-policy, so its forward pass also records the "old" log-probs that the
 later ones clip against; the frozen reference scores the same tokens once per batch.
 
