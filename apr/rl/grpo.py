@@ -1,10 +1,11 @@
 """GRPO over whole thread trees (paper §3.3 / spec §7): roll out, score, advantage, PPO-clip updates.
 
-One step = one rollout batch: ``prompts_per_step`` problems x ``group_size`` episodes decoded through
-the fork-join runtime at ``temperature`` (the paper: 1), a reward per episode, group-relative
-advantages, then ``inner_steps`` AdamW steps over every call of every episode (``apr.rl.episodes``,
-``apr.rl.loss``). The first inner step is on-policy, so its forward pass also records the "old" log-probs that the
-later ones clip against; the frozen reference scores the same tokens once per batch.
+One step = one rollout batch: ``prompts_per_step`` problems x ``group_size`` episodes decoded
+through the fork-join runtime at ``temperature`` (the paper: 1), a reward per episode,
+group-relative advantages, then ``inner_steps`` AdamW steps over every call of every episode
+(``apr.rl.episodes``, ``apr.rl.loss``). The first inner step is on-policy, so its forward pass also
+records the "old" log-probs that the later ones clip against; the frozen reference scores the same
+tokens once per batch.
 
 Weights stay fp32 (AdamW's master copy); the forward runs under bf16 autocast. The loop is written
 out rather than using TRL's ``GRPOTrainer``: that trainer samples one completion per prompt, while an
