@@ -39,16 +39,19 @@ def _parameters(weights: Path) -> int:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 
+def _flags(cfg: dict, keys: tuple[str, ...]) -> list[str]:
+    """``--key value`` for each of ``keys`` the saved configuration sets."""
+    return [f"--{key.replace('_', '-')} {cfg[key]}" for key in keys if cfg.get(key) is not None]
+
+
 def _train_command(cfg: dict) -> str:
     """The ``apr train sft`` line that reproduces the run, from its saved configuration."""
     parts = ["apr train sft"]
     parts += [f"-d {d}" for d in cfg["data"]]
     parts += [f"--val-data {d}" for d in cfg.get("val_data") or []]
     parts.append(f"-o {cfg['out']}")
-    for key in ("init_from", "preset", "context_length", "tokens_per_batch", "lr", "warmup_steps", "max_minutes", "max_steps",
-                "loss_on", "seed"):
-        if cfg.get(key) is not None:
-            parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
+    parts += _flags(cfg, ("init_from", "preset", "context_length", "tokens_per_batch", "lr", "warmup_steps",
+                          "max_minutes", "max_steps", "loss_on", "seed"))
     if cfg.get("long_policy") == "truncate":
         parts.append("--truncate")
     return " ".join(parts)
@@ -70,10 +73,8 @@ def _grpo_command(cfg: dict) -> str:
     parts = [f"apr train grpo --init-from {cfg['init_from']} -p {cfg['problems']} -o {cfg['out']}"]
     if cfg.get("val_problems"):
         parts.append(f"--val-problems {cfg['val_problems']} --val-size {cfg['val_size']} --val-every {cfg['val_every']}")
-    for key in ("prompts_per_step", "group_size", "temperature", "inner_steps", "lr", "kl_beta", "advantage",
-                "max_minutes", "seed"):
-        if cfg.get(key) is not None:
-            parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
+    parts += _flags(cfg, ("prompts_per_step", "group_size", "temperature", "inner_steps", "lr", "kl_beta",
+                          "advantage", "max_minutes", "seed"))
     parts.append(f"--max-total-tokens {cfg['limits']['max_total_tokens']}")
     return " ".join(parts)
 
@@ -119,13 +120,13 @@ def card(name: str, fmt: str, phases: list[tuple[dict, list[dict]]], params: int
          data_commands: list[str], notes: list[str]) -> str:
     cfg = phases[0][0]["config"]  # the SFT phase that made the model: preset, context
     kind = "an APR (fork-join threads)" if fmt == "apr" else "a SoS+ (serialized search)"
+    grpo = " and improved with `apr train grpo`" if any(s.get("trained_with") == "grpo" for s, _ in phases) else ""
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation",
         "tags: [countdown, adaptive-parallel-reasoning, llama]", "---", "",
         f"# {name}: {kind} Countdown model trained on a CPU", "",
         f"A Llama-architecture model ({params / 1e6:.2f}M parameters, preset `{cfg['preset']}`, context "
-        f"{cfg['context_length']}) trained from scratch by `apr train sft`"
-        f"{' and improved with `apr train grpo`' if any(s.get('trained_with') == 'grpo' for s, _ in phases) else ''}. Loads with stock `transformers` "
+        f"{cfg['context_length']}) trained from scratch by `apr train sft`{grpo}. Loads with stock `transformers` "
         "(`AutoModelForCausalLM.from_pretrained`, `AutoTokenizer.from_pretrained`); `apr solve` and `apr serve` "
         "run it with the fork-join runtime.", "",
         "## Training", "",
