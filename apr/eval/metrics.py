@@ -145,3 +145,51 @@ def capped(scores: Sequence[SampleScore], cap: int) -> dict[str, float]:
         "sequential_tokens": sum(min(s.sequential_tokens, cap) for s in scores) / len(scores),
         "latency_s": sum(s.latency_s * k for s, k in zip(scores, kept)) / len(scores),
     }
+
+
+# -- two models on the same problems -----------------------------------------------------------
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model B against model A on the same problems, one verdict each (e.g. greedy decoding).
+
+    Two checkpoints of one model solve mostly the same problems, so their accuracies are compared
+    per problem: the standard error of the paired difference, and an exact two-sided sign test on
+    the problems only one of them solves (McNemar's exact test).
+    """
+
+    n: int
+    correct_a: int
+    correct_b: int
+    only_a: int
+    only_b: int
+
+    @property
+    def difference(self) -> float:
+        return (self.correct_b - self.correct_a) / self.n
+
+    @property
+    def standard_error(self) -> float:
+        d = self.difference  # per-problem differences are +1 (only_b), -1 (only_a) or 0
+        if self.n < 2:
+            return float("nan")
+        ss = self.only_b * (1 - d) ** 2 + self.only_a * (1 + d) ** 2 + (self.n - self.only_a - self.only_b) * d ** 2
+        return (ss / (self.n - 1) / self.n) ** 0.5
+
+    @property
+    def p_value(self) -> float:
+        m, k = self.only_a + self.only_b, min(self.only_a, self.only_b)
+        if m == 0:
+            return 1.0
+        return min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2 ** m)
+
+
+def compare_paired(a: dict[str, bool], b: dict[str, bool]) -> PairedComparison:
+    """Compare two models' verdicts keyed by problem id; both must cover the same problems."""
+    if a.keys() != b.keys():
+        missing = sorted(a.keys() ^ b.keys())
+        raise ValueError(f"the two runs cover different problems ({len(missing)} in only one, e.g. {missing[0]!r})")
+    if not a:
+        raise ValueError("no problems to compare")
+    return PairedComparison(
+        n=len(a), correct_a=sum(a.values()), correct_b=sum(b.values()),
+        only_a=sum(a[k] and not b[k] for k in a), only_b=sum(b[k] and not a[k] for k in a))

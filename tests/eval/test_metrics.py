@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import statistics
 
-from apr.eval.metrics import (SampleScore, answer_operations, capped, cons_at, cumulative_accuracy, pass_at,
-                              score_tree, vote)
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apr.eval.metrics import (SampleScore, answer_operations, capped, compare_paired, cons_at, cumulative_accuracy,
+                              pass_at, score_tree, vote)
 from tests.eval.trees import ANSWER, PROBLEM, WRONG_PATH, apr_tree, sosp_tree
 
 
@@ -102,3 +106,26 @@ def test_cumulative_accuracy_over_context_windows_and_capped_single_threads():
                                    "latency_s": pytest.approx((3.0 + 6.0 * 512 / 600) / 2)}
     with pytest.raises(ValueError):
         capped(scores, 512)  # APR trees cannot be cut after the fact
+
+
+def test_paired_comparison_counts_discordant_problems_and_the_exact_sign_test():
+    a = {f"p{i}": i < 6 for i in range(20)}  # A solves p0..p5
+    b = {f"p{i}": 2 <= i < 16 for i in range(20)}  # B solves p2..p15: 10 that A misses, 2 that A solves alone
+    c = compare_paired(a, b)
+    assert (c.n, c.correct_a, c.correct_b, c.only_a, c.only_b) == (20, 6, 14, 2, 10)
+    assert c.difference == pytest.approx(0.4)
+    assert c.p_value == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12)  # P(X <= 2) for X ~ Bin(12, 1/2), two-sided
+    assert compare_paired(a, a).p_value == 1.0 and compare_paired(a, a).standard_error == 0.0
+    with pytest.raises(ValueError, match="different problems"):
+        compare_paired(a, {**b, "extra": True})
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=2, max_size=60))
+def test_paired_standard_error_is_that_of_the_per_problem_differences(verdicts):
+    a = {str(i): x for i, (x, _) in enumerate(verdicts)}
+    b = {str(i): y for i, (_, y) in enumerate(verdicts)}
+    diffs = [int(y) - int(x) for x, y in verdicts]
+    c = compare_paired(a, b)
+    assert c.difference == pytest.approx(statistics.fmean(diffs))
+    assert c.standard_error == pytest.approx(statistics.stdev(diffs) / len(diffs) ** 0.5, abs=1e-12)
+    assert 0.0 < c.p_value <= 1.0
