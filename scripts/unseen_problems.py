@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 from pathlib import Path
 
 from apr.countdown.problems import ProblemSpec, draw_candidate
 from apr.countdown.rules import is_solvable
+from apr.data.io import write_rows
 from apr.eval.load import load_problems
 
 MAX_CANDIDATES = 2_000_000
@@ -72,10 +72,7 @@ def main() -> None:
     spec = ProblemSpec(args.numbers, args.min_number, args.max_number, args.min_target, args.max_target)
     seen = {p.key for path in args.exclude for p in load_problems(path)}
     rows = unseen(spec, seen, args.draws, args.draw_seed, args.shuffle_seed)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(args.out)
+    write_rows(args.out, rows)
     print(f"wrote {args.out}")
 
 
