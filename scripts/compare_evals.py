@@ -16,12 +16,13 @@ import argparse
 from pathlib import Path
 
 from apr.data.io import iter_jsonl
-from apr.eval.metrics import compare_paired
+from apr.eval.metrics import SampleScore, compare_paired
+from apr.rl.rollout import summarise
 
 
-def load(folders: str, setting: str) -> dict[str, dict]:
+def load(folders: str, setting: str) -> dict[str, SampleScore]:
     """First sample of every problem, by id, pooled over the comma-separated eval folders."""
-    samples: dict[str, dict] = {}
+    samples: dict[str, SampleScore] = {}
     for folder in folders.split(","):
         path = Path(folder) / "samples" / f"{setting}.jsonl"
         if not path.exists():
@@ -29,18 +30,17 @@ def load(folders: str, setting: str) -> dict[str, dict]:
         for row in iter_jsonl(path):
             if row["id"] in samples:
                 raise SystemExit(f"problem {row['id']!r} appears twice on one side ({folder})")
-            samples[row["id"]] = row["samples"][0]
+            samples[row["id"]] = SampleScore.from_dict(row["samples"][0])
     return samples
 
 
-def shape(samples: dict[str, dict]) -> str:
-    n = len(samples)
-    mean = lambda key: sum(s[key] for s in samples.values()) / n  # noqa: E731
-    failures = [s for s in samples.values() if not s["correct"]]
-    lost = sum(bool(s.get("solved_by_child")) for s in failures)
-    return (f"{mean('generated_tokens') / mean('n_threads'):.1f} tokens/thread, {mean('children_per_spawn'):.2f} "
-            f"children/spawn, {mean('sequential_tokens'):.0f} sequential tokens, lost at join {lost} of "
-            f"{len(failures)} failures")
+def shape(samples: dict[str, SampleScore]) -> str:
+    """The trees' shape, as GRPO's metrics report it, and the answers lost after a join."""
+    m = summarise(list(samples.values()))
+    failures = [s for s in samples.values() if not s.correct]
+    lost = sum(s.solved_by_child for s in failures)
+    return (f"{m['tokens_per_thread']:.1f} tokens/thread, {m['children_per_spawn']:.2f} children/spawn, "
+            f"{m['sequential_tokens']:.0f} sequential tokens, lost at join {lost} of {len(failures)} failures")
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     a, b = load(args.a, args.setting), load(args.b, args.setting)
     try:
-        c = compare_paired({k: bool(s["correct"]) for k, s in a.items()}, {k: bool(s["correct"]) for k, s in b.items()})
+        c = compare_paired({k: s.correct for k, s in a.items()}, {k: s.correct for k, s in b.items()})
     except ValueError as e:
         raise SystemExit(str(e)) from None
     print(f"| | problems | A solves | B solves | B - A | paired SE | only A | only B | sign test p |")

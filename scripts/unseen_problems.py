@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import random
 from pathlib import Path
 
@@ -30,10 +31,11 @@ MAX_CANDIDATES = 2_000_000
 def unseen(spec: ProblemSpec, seen: set, draws: int, draw_seed: int, shuffle_seed: int) -> list[dict]:
     numbers = range(spec.min_number, spec.max_number + 1)
     targets = range(spec.min_target, spec.max_target + 1)
-    multisets = list(itertools.combinations_with_replacement(numbers, spec.n_numbers))
-    if len(multisets) * len(targets) > MAX_CANDIDATES:
-        raise SystemExit(f"{len(multisets) * len(targets):,} candidates: too many to enumerate (at most "
-                         f"{MAX_CANDIDATES:,}); draw a larger test split with `apr data problems` instead")
+    candidates = math.comb(len(numbers) + spec.n_numbers - 1, spec.n_numbers) * len(targets)  # before building them
+    if candidates > MAX_CANDIDATES:
+        raise SystemExit(f"{candidates:,} candidates: too many to enumerate (at most {MAX_CANDIDATES:,}); "
+                         "draw a larger test split with `apr data problems` instead")
+    multisets = itertools.combinations_with_replacement(numbers, spec.n_numbers)
     space = [(m, t) for m in multisets for t in targets if is_solvable(list(m), t)]
     left = {key for key in space if key not in seen}
     rows: list[dict] = []
