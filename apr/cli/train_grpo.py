@@ -38,6 +38,11 @@ def grpo(
     clip: float = typer.Option(_default(GRPOConfig, "clip"), help="PPO ratio clip."),
     kl_beta: float = typer.Option(_default(GRPOConfig, "kl_beta"), help="k3 KL coefficient (0 = no reference model)."),
     advantage: str = typer.Option(_default(GRPOConfig, "advantage"), help="std (group-normalised, paper) or mean."),
+    join_samples: int = typer.Option(_default(GRPOConfig, "join_samples"),
+                                     help="Extra root continuations sampled per post-join state whose children "
+                                          "found an answer, trained as their own groups (0 = off)."),
+    join_weight: float = typer.Option(_default(GRPOConfig, "join_weight"),
+                                      help="Loss weight of one such group, in episodes."),
     max_grad_norm: float = typer.Option(_default(GRPOConfig, "max_grad_norm"), help="Gradient clipping norm."),
     tokens_per_batch: int = typer.Option(_default(GRPOConfig, "tokens_per_batch"), help="Padded tokens per micro-batch."),
     precision: str = typer.Option(_default(GRPOConfig, "precision"), help="bf16 (autocast, fp32 weights) or fp32."),
@@ -71,6 +76,7 @@ def grpo(
         prompts_per_step=prompts_per_step, group_size=group_size, temperature=temperature, steps=steps,
         inner_steps=inner_steps, lr=lr,
         weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage,  # type: ignore[arg-type]
+        join_samples=join_samples, join_weight=join_weight,
         max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision,  # type: ignore[arg-type]
         rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),
         sub_call_budget=sub_call_budget, limits=Limits(max_children=max_children, max_total_tokens=max_total_tokens),

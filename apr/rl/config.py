@@ -38,6 +38,10 @@ class GRPOConfig:
     clip: float = 0.2  # PPO ratio clip
     kl_beta: float = 0.001  # k3 KL to the reference; the paper: 0.001 APR, 0.01 SoS+
     advantage: Literal["std", "mean"] = "std"  # group-normalised (paper) or only mean-centred (ThreadWeaver)
+    # Extra groups on the root's post-join continuation (apr.rl.continuations): K samples per
+    # episode whose children found an answer, each group weighing ``join_weight`` episodes.
+    join_samples: int = 0
+    join_weight: float = 1.0
     max_grad_norm: float = 1.0
     tokens_per_batch: int = 16384  # padded tokens per micro-batch (gradient accumulation)
     precision: Literal["bf16", "fp32"] = "bf16"  # autocast for the training forward; weights stay fp32
@@ -78,6 +82,10 @@ def check_config(c: GRPOConfig) -> None:
     if c.backend == "server" and c.temperature != 1.0:
         raise GRPOConfigError("the server backend samples at temperature 1 only: servers return raw log-probs, "
                               "not the tempered ones a lower temperature needs")
+    if c.join_samples == 1 or c.join_samples < 0:
+        raise GRPOConfigError(f"join_samples must be 0 (off) or >= 2 (a group to compare), got {c.join_samples}")
+    if c.join_weight < 0:
+        raise GRPOConfigError(f"join_weight must be >= 0, got {c.join_weight}")
     if not 0 < c.clip < 1:
         raise GRPOConfigError(f"clip must be in (0, 1), got {c.clip}")
     if c.kl_beta < 0 or c.weight_decay < 0:

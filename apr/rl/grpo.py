@@ -37,6 +37,7 @@ from apr.data.generate import load_problems
 from apr.eval.metrics import score_tree
 from apr.models import load_model
 from apr.rl.config import GRPOConfig, GRPOConfigError, check_config, run_settings
+from apr.rl.continuations import join_sequences, join_states
 from apr.rl.episodes import TrainSequence, group_advantages, training_sequences
 from apr.rl.loss import grpo_loss, make_micro_batch, token_logprobs
 from apr.rl.rewards import episode_reward
@@ -184,8 +185,8 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         problems = [train_set[i] for i in step_problems(len(train_set), c.prompts_per_step, c.seed, step)
                     for _ in range(c.group_size)]
         seed = zlib.crc32(f"apr-grpo:{c.seed}:{step}".encode())
-        trees = rollouts.solve([root_prompt(p, c.sub_call_budget) for p in problems],
-                               solve_config(c.limits, c.max_tokens, seed, c.temperature))
+        sampling = solve_config(c.limits, c.max_tokens, seed, c.temperature)
+        trees = rollouts.solve([root_prompt(p, c.sub_call_budget) for p in problems], sampling)
         t1 = time.perf_counter()
         scores = [score_tree(t, p) for t, p in zip(trees, problems)]
         rewards = torch.tensor([episode_reward(s, c.rewards) for s in scores]).view(-1, c.group_size)
@@ -194,12 +195,21 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         errored = [any(t.finish_reason == "error" for t in tree.walk()) for tree in trees]
         seqs = training_sequences(trees, [None if e else a for a, e in zip(advantages, errored)], tokenizer,
                                   keep_zero_advantage=c.kl_beta > 0)
+        join_stats: dict[str, float] = {}
+        if c.join_samples:
+            t_join = time.perf_counter()
+            states = [st for st in join_states(trees, scores) if not errored[st.episode]]
+            samples = rollouts.continue_from([st.prompt for st in states], c.join_samples, sampling.sampling)
+            joins = join_sequences(states, samples, problems, tokenizer, len(trees), c.advantage, c.join_weight)
+            seqs += joins.sequences
+            join_stats = {"join_groups": joins.groups, "join_trained": joins.trained,
+                          "join_accuracy": joins.accuracy, "join_s": time.perf_counter() - t_join}
         stats = optimise(policy, reference, optimizer, seqs, c, step, tokenizer.pad_token_id) if seqs else {}
         step += 1
         elapsed = elapsed_before + time.perf_counter() - run_start
         record = {"step": step, "reward": rewards.mean().item(),
                   "flat_groups": (rewards.std(dim=1) == 0).float().mean().item(), "errored": sum(errored),
-                  **summarise(scores), **stats, "sequences": len(seqs),
+                  **summarise(scores), **join_stats, **stats, "sequences": len(seqs),
                   "rollout_s": t1 - t0, "train_s": time.perf_counter() - t1, "elapsed_s": elapsed}
         metrics.write(**{k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()})
         bar.update(1)

@@ -16,14 +16,15 @@ import asyncio
 import copy
 from pathlib import Path
 from statistics import mean
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol, TypeVar
 
 import httpx
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from apr.eval.metrics import SampleScore
-from apr.runtime.backend import SamplingParams
+from apr.rl.continuations import sample_continuations
+from apr.runtime.backend import Generation, SamplingParams
 from apr.runtime.embedded import EmbeddedBackend, TokenCodec
 from apr.runtime.limits import Limits
 from apr.runtime.openai_backend import OpenAIBackend
@@ -31,6 +32,7 @@ from apr.runtime.orchestrator import SolveConfig, asolve_many
 from apr.threads import Thread
 from apr.train.checkpoint import save_checkpoint
 
+T = TypeVar("T")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -40,6 +42,9 @@ class Rollouts(Protocol):
 
     def solve(self, prompts: list[str], config: SolveConfig) -> list[Thread]:
         """One thread tree per prompt (problems run concurrently)."""
+
+    def continue_from(self, prompts: list[str], k: int, params: SamplingParams) -> list[list[Generation]]:
+        """``k`` sampled continuations of each prompt (``apr.rl.continuations``)."""
 
 
 class EmbeddedRollouts:
@@ -55,6 +60,9 @@ class EmbeddedRollouts:
 
     def solve(self, prompts: list[str], config: SolveConfig) -> list[Thread]:
         return asyncio.run(asolve_many(prompts, self.backend, config))
+
+    def continue_from(self, prompts: list[str], k: int, params: SamplingParams) -> list[list[Generation]]:
+        return asyncio.run(sample_continuations(self.backend, prompts, k, params))
 
 
 class ServerRollouts:
@@ -76,13 +84,19 @@ class ServerRollouts:
             raise RuntimeError(f"the server did not reload the policy ({reply.status_code}): {reply.text[:300]}")
 
     def solve(self, prompts: list[str], config: SolveConfig) -> list[Thread]:
-        async def run() -> list[Thread]:
+        return self._run(lambda backend: asolve_many(prompts, backend, config))
+
+    def continue_from(self, prompts: list[str], k: int, params: SamplingParams) -> list[list[Generation]]:
+        return self._run(lambda backend: sample_continuations(backend, prompts, k, params))
+
+    def _run(self, job: Callable[[OpenAIBackend], Awaitable[T]]) -> T:
+        async def run() -> T:
             # A client per event loop: asyncio.run closes the loop an earlier client was bound to.
             # Counts exclude BOS, as every backend's do; the server adds it, so one position less.
             backend = OpenAIBackend(self.base_url, self.model, lambda text: self.codec.encode(text, bos=False),
                                     self.context_length - 1)
             try:
-                return await asolve_many(prompts, backend, config)
+                return await job(backend)
             finally:
                 await backend.aclose()
 

@@ -79,6 +79,17 @@ def test_grpo_trains_writes_checkpoints_and_metrics_and_resumes_exactly(config, 
     assert train_grpo(config(out=str(cut), resume=True)) == resumed  # already finished
 
 
+def test_join_groups_add_their_samples_to_the_same_rollout_batch(config, tmp_path):
+    plain = config(out=str(tmp_path / "plain"), steps=1, val_problems=None)
+    train_grpo(plain)
+    train_grpo(replace(plain, out=str(tmp_path / "join"), join_samples=3, join_weight=2.0))
+    [a], [b] = records(tmp_path / "plain"), records(tmp_path / "join")
+    assert a["reward"] == b["reward"] and a["generated_tokens"] == b["generated_tokens"]  # same episodes
+    assert b["join_groups"] > 0 and 0 <= b["join_trained"] <= b["join_groups"] and 0 <= b["join_accuracy"] <= 1
+    assert b["sequences"] == a["sequences"] + 3 * b["join_trained"]
+    assert "join_groups" not in a
+
+
 def test_problems_per_step_cycle_through_seeded_epochs():
     drawn = [i for step in range(5) for i in step_problems(7, 3, seed=0, step=step)]
     assert sorted(drawn[:7]) == list(range(7)) and sorted(drawn[7:14]) == list(range(7))
@@ -94,6 +105,7 @@ def test_problems_per_step_cycle_through_seeded_epochs():
     (["--backend", "server", "--server-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"],
      "samples at temperature 1 only"),
     (["--problems", "missing.jsonl"], "problems: missing.jsonl does not exist"),
+    (["--join-samples", "1"], "join_samples must be 0 (off) or >= 2"),
 ])
 def test_cli_rejects_bad_input_in_one_line(config, tmp_path, flags, message):
     c = config()
