@@ -75,6 +75,8 @@ def _grpo_command(cfg: dict) -> str:
         parts.append(f"--val-problems {cfg['val_problems']} --val-size {cfg['val_size']} --val-every {cfg['val_every']}")
     parts += _flags(cfg, ("prompts_per_step", "group_size", "temperature", "inner_steps", "lr", "kl_beta",
                           "advantage", "max_minutes", "seed"))
+    if cfg.get("join_samples"):
+        parts += _flags(cfg, ("join_samples", "join_weight"))
     parts.append(f"--max-total-tokens {cfg['limits']['max_total_tokens']}")
     return " ".join(parts)
 
@@ -88,6 +90,9 @@ def _grpo_lines(state: dict, metrics: list[dict]) -> list[str]:
         f"{cfg['group_size']} rollouts at temperature {cfg.get('temperature', 1.0)}, {state['elapsed_s'] / 60:.1f} min "
         f"on a 2-core x86-64 CPU; lr {cfg['lr']}, KL coefficient {cfg['kl_beta']}, {cfg['advantage']} advantages.",
     ]
+    if cfg.get("join_samples"):
+        lines.append(f"- Post-join continuation groups: {cfg['join_samples']} more root continuations sampled after "
+                     f"each join whose children found an answer, each group weighing {cfg['join_weight']} episodes.")
     if vals:
         lines.append(f"- Greedy validation accuracy (first {cfg['val_size']} validation problems): "
                      + " -> ".join(f"{100 * v['val_accuracy']:.0f}% (step {v['step']})" for v in vals) + ".")

@@ -2,6 +2,7 @@
 
     python scripts/compare_evals.py runs/ev_sft runs/ev_grpo
     python scripts/compare_evals.py runs/ev_sft,runs/ev_sft_more runs/ev_grpo,runs/ev_grpo_more --setting apr-t0
+    python scripts/compare_evals.py runs/ev_sft_subset runs/ev_grpo_all --common
 
 Each side is one `apr eval --out` folder, or several joined by commas (their problems are pooled).
 The verdict per problem is its first sample's (greedy runs draw one). Prints both accuracies, the
@@ -48,8 +49,15 @@ def main() -> None:
     parser.add_argument("a", help="eval folder(s) of the baseline")
     parser.add_argument("b", help="eval folder(s) of the candidate")
     parser.add_argument("--setting", default="apr-t0", help="the setting to compare (a samples/*.jsonl name)")
+    parser.add_argument("--common", action="store_true",
+                        help="compare only the problems both sides hold (e.g. a subset's run against a full one)")
     args = parser.parse_args()
     a, b = load(args.a, args.setting), load(args.b, args.setting)
+    if args.common:
+        shared = a.keys() & b.keys()
+        if not shared:
+            raise SystemExit("the two sides share no problem")
+        a, b = {k: a[k] for k in shared}, {k: b[k] for k in shared}
     try:
         c = compare_paired({k: s.correct for k, s in a.items()}, {k: s.correct for k, s in b.items()})
     except ValueError as e:

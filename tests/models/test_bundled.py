@@ -12,7 +12,7 @@ from apr.tokenizer import load_tokenizer
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
-@pytest.mark.parametrize("name", ["apr-cpu", "sosp-cpu"])
+@pytest.mark.parametrize("name", ["apr-cpu", "sosp-cpu", "apr-grpo-cpu"])
 def test_bundled_checkpoint_loads_with_plain_transformers(name):
     folder = MODELS / name
     assert (folder / "model.safetensors").stat().st_size <= 25 * 2**20
