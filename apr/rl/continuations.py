@@ -2,7 +2,7 @@
 
 On the bundled task most wrong episodes had a child with a verified answer that the root then
 copied wrongly after the join (docs/training.md). The episode's reward reaches that continuation
-only through its ~100 of the episode's ~1,500 sampled tokens, and it shares its advantage with
+only through its ~100 of the episode's ~1,100 sampled tokens, and it shares its advantage with
 every child's search. With ``join_samples = K`` the trainer samples K more continuations from the
 same post-join root context of each episode in which a child reached the goal, rewards each by
 verifying the root's answer, and trains them with the group-relative advantage among the K. The
