@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from apr import grammar as g
 from apr.countdown.problems import Problem
 from apr.countdown.verifier import verify_trace
 from apr.eval.metrics import SampleScore
@@ -45,9 +46,10 @@ def join_states(trees: list[Thread], scores: list[SampleScore]) -> list[JoinStat
     states = []
     for e, (root, score) in enumerate(zip(trees, scores)):
         calls = root.meta.get("calls", [])
-        joined = any(span.kind == "join" for span in root.spans)
-        if score.solved_by_child and joined and len(calls) >= 2 and "prompt" in calls[-1]:
-            states.append(JoinState(e, calls[-1]["prompt"]))
+        prompt = calls[-1].get("prompt", "") if calls else ""
+        # A root cut by a limit right after its join made no call there: its last prompt is older.
+        if score.solved_by_child and prompt.endswith(g.JOIN_CLOSE + "\n"):
+            states.append(JoinState(e, prompt))
     return states
 
 
