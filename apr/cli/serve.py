@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -9,9 +10,11 @@ import typer
 from rich.console import Console
 
 from apr.cli.common import fail_cleanly
+from apr.serve.guard import ServePolicy
 from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
 
 console = Console(stderr=True)
+CAPS = ServePolicy().solve_caps
 THREADS_HELP = "torch CPU threads; default: torch's choice. On a busy machine 1 is often much faster."
 
 
@@ -25,14 +28,27 @@ def serve(
                                   "more requests queue for a free row."),
     served_model_name: str = typer.Option("apr", help="Model name in /v1/models and requests."),
     cpu_threads: Optional[int] = typer.Option(None, min=1, help=THREADS_HELP),
+    api_key: Optional[str] = typer.Option(None, envvar="APR_API_KEY", help="Require 'Authorization: Bearer KEY' "
+                                          "on /v1 routes (as vLLM's --api-key)."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Serve only requests whose Host header is "
+                                           "this (repeat for more; '*.example.com' works). Default: any."),
+    max_body_bytes: int = typer.Option(ServePolicy.max_body_bytes, min=1, help="Largest request body accepted."),
+    solve_timeout: float = typer.Option(ServePolicy.solve_timeout_s, min=0.001, help="Seconds a /v1/apr/solve "
+                                        "may take when its limits set no timeout_s."),
+    max_solve_threads: int = typer.Option(CAPS.max_threads, min=1, help="Most threads one solve may ask for."),
+    max_solve_tokens: int = typer.Option(CAPS.max_total_tokens, min=1, help="Most decoded tokens one solve may ask for."),
 ) -> None:
     """Serve POST /v1/completions, GET /v1/models, GET /health and POST /v1/apr/solve on one engine."""
     import uvicorn
 
     from apr.serve.app import create_app
 
+    caps = dataclasses.replace(CAPS, max_threads=max_solve_threads, max_total_tokens=max_solve_tokens,
+                               timeout_s=max(CAPS.timeout_s, solve_timeout))
+    policy = ServePolicy(max_body_bytes=max_body_bytes, solve_caps=caps, solve_timeout_s=solve_timeout,
+                         api_key=api_key, allowed_hosts=tuple(allowed_host))
     path = resolve_model(model)
     backend = load_backend(path, max_slots, cpu_threads)
     console.print(f"serving [bold]{served_model_name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
-                  f"on http://{host}:{port}/v1")
-    uvicorn.run(create_app(backend, served_model_name), host=host, port=port, log_level="info")
+                  f"on http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
+    uvicorn.run(create_app(backend, served_model_name, policy=policy), host=host, port=port, log_level="info")

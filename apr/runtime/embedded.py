@@ -162,7 +162,10 @@ class EmbeddedBackend:
                 for seq in finished:
                     waiter = self._pending.pop(seq.id, None)
                     if waiter is not None and not waiter.done():
-                        waiter.set_result(seq.result())
+                        if seq.error is not None:
+                            waiter.set_exception(seq.error)
+                        else:
+                            waiter.set_result(seq.result())
                 # A finished call wakes its thread, whose next call (a parent's continuation after
                 # a join, say) may take a few loop turns to arrive: give it those turns so it joins
                 # the next step instead of the one after.

@@ -68,6 +68,7 @@ class Sequence:
     out_logprobs: list[float] | None = None
     stream: TextStream | None = None
     finish_reason: str | None = None
+    error: Exception | None = None  # why a call finished with "error"
     stats: CallStats | None = None
 
     @property
@@ -165,21 +166,21 @@ class Engine:
         self._require_paused(seq)
         if params is not None and params.stop and self.token_bytes is None:
             raise ValueError("stop strings need token_bytes (what each token id decodes to)")
+        if params is not None and not (seq.tokens or ids):
+            raise ValueError("cannot decode from an empty sequence")
         seq.tokens.extend(ids)
         if params is None:
             return
-        if not seq.tokens:
-            raise ValueError("cannot decode from an empty sequence")
+        generator = None
+        if not params.greedy:
+            seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+            generator = torch.Generator(device="cpu").manual_seed(seed)
         seq.n_cached = min(seq.n_cached, len(seq.tokens) - 1)
-        seq.params = params
-        seq.out_ids, seq.finish_reason = [], None
+        seq.params, seq.generator = params, generator
+        seq.out_ids, seq.finish_reason, seq.error = [], None, None
         seq.out_logprobs = [] if params.logprobs else None
         seq.stats = CallStats(prompt_tokens=len(seq.tokens), submitted=time.perf_counter())
         seq.stream = TextStream(params.stop)
-        seq.generator = None
-        if params.temperature > 0:
-            seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
-            seq.generator = torch.Generator(device="cpu").manual_seed(seed)
         if len(seq.tokens) >= self.max_len:
             self._finish(seq, "context")  # no room for even one generated token
         elif params.max_tokens <= 0:
@@ -213,11 +214,32 @@ class Engine:
             raise RuntimeError(f"sequence {seq.id} is running; wait for its call to finish or cancel it")
 
     # -- the step ----------------------------------------------------------------------------
-    @torch.inference_mode()
     def step(self) -> list[Sequence]:
-        """Advance every running sequence by one token; return the sequences whose call ended."""
+        """Advance every running sequence by one token; return the sequences whose call ended.
+
+        A failure inside the step is charged to the sequences that cause it, so that one caller's
+        call cannot end everyone's: the batch is re-run one sequence at a time, and each sequence
+        that fails on its own finishes with ``error`` (the exception in ``seq.error``).
+        """
+        active = self._running[: self.max_slots]
+        try:
+            return self._step(active)
+        except Exception:
+            done = []
+            for seq in active:
+                try:
+                    done += self._step([seq])
+                except Exception as exc:
+                    self._running.remove(seq)
+                    self._finish(seq, "error")
+                    seq.error = exc
+                    done.append(seq)
+            return done
+
+    @torch.inference_mode()
+    def _step(self, active: list[Sequence]) -> list[Sequence]:
         done: list[Sequence] = []
-        batch, n_decoders = self._pack()
+        batch, n_decoders = self._pack(active)
         if not batch:
             return done
         start = time.perf_counter()
@@ -265,9 +287,8 @@ class Engine:
         seq.last_used = time.perf_counter()
 
     # -- slots -------------------------------------------------------------------------------
-    def _pack(self) -> tuple[list[Sequence], int]:
-        """Choose this step's batch and lay it out: ``d`` decoders in slots [0, d), prefills after."""
-        active = self._running[: self.max_slots]
+    def _pack(self, active: list[Sequence]) -> tuple[list[Sequence], int]:
+        """Lay out this step's batch: ``d`` decoders in slots [0, d), prefills after."""
         decoders = [s for s in active if s.n_pending == 1 and s.slot is not None]
         prefills = [s for s in active if not (s.n_pending == 1 and s.slot is not None)]
         self._place(decoders, 0)
@@ -415,7 +436,7 @@ def sample(logits: torch.Tensor, batch: list[Sequence]) -> tuple[list[int], list
     """
     logprobs = torch.log_softmax(logits, dim=-1)
     tokens = logits.argmax(dim=-1)
-    rows = [i for i, s in enumerate(batch) if s.params.temperature > 0]
+    rows = [i for i, s in enumerate(batch) if not s.params.greedy]
     if rows:
         dev = logits.device
         idx = torch.tensor(rows, device=dev)
@@ -428,7 +449,7 @@ def sample(logits: torch.Tensor, batch: list[Sequence]) -> tuple[list[int], list
         probs = torch.softmax(sorted_logits, dim=-1)
         vocab = probs.shape[-1]
         rank = torch.arange(vocab, device=dev)[None, :]
-        top_k = torch.tensor([p.top_k if p.top_k > 0 else vocab for p in params], device=dev)[:, None]
+        top_k = torch.tensor([min(p.top_k, vocab) if p.top_k > 0 else vocab for p in params], device=dev)[:, None]
         top_p = torch.tensor([p.top_p for p in params], device=dev)[:, None]
         keep = (rank < top_k) & ((probs.cumsum(dim=-1) - probs) < top_p)
         keep[:, 0] = True

@@ -30,6 +30,17 @@ class Limits:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_threads < 1:
             raise ValueError("max_threads must count the root thread (>= 1)")
+        if self.timeout_s is not None and not 0 < self.timeout_s < float("inf"):
+            raise ValueError(f"timeout_s must be a positive number of seconds, got {self.timeout_s}")
+
+    def over(self, caps: Limits) -> list[str]:
+        """The limits that ask for more than ``caps`` allow, as 'name=value (at most cap)'."""
+        out = []
+        for name in self.__dataclass_fields__:
+            mine, cap = getattr(self, name), getattr(caps, name)
+            if cap is not None and (mine is None or mine > cap):
+                out.append(f"{name}={mine} (at most {cap})")
+        return out
 
 
 # The orchestrator decodes until one of these (plus the caller's own stop strings).

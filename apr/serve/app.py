@@ -3,15 +3,19 @@
 Every route runs on the event loop that drives the shared ``EmbeddedBackend``, so all requests in
 flight, completions and solve threads alike, decode in the same engine batch. A request whose client
 disconnects is cancelled, which frees its engine sequences at once instead of decoding for nobody.
+One request's failure stays its own: bad values are refused before they reach the engine, and
+an engine failure is charged to the sequence that caused it (``Engine.step``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any, Awaitable, TypeVar
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp
 
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
@@ -20,6 +24,7 @@ from apr.serve import errors
 from apr.serve.completions import Completer
 from apr.serve.countdown import check_problem, solve_problem
 from apr.serve.errors import APIError
+from apr.serve.guard import ServePolicy, guard
 from apr.serve.schemas import CompletionRequest, SolveRequest
 
 T = TypeVar("T")
@@ -52,8 +57,10 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         task.cancel()
 
 
-def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity: int | None = None) -> FastAPI:
+def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity: int | None = None,
+               policy: ServePolicy | None = None) -> ASGIApp:
     """The server over ``backend``; ``cache_capacity`` finished requests stay reusable (default: its slots)."""
+    policy = policy or ServePolicy()
     app = FastAPI(title="apr serve")
     errors.install(app)
     completer = Completer(backend, model_name, cache_capacity or backend.engine.max_slots)
@@ -92,7 +99,7 @@ def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request) -> dict[str, Any]:
-        ids = completer.admit(body)
+        ids = await completer.admit(body)
         gen = await tracked(request, completer.generate(body, ids))
         return completer.response(body, gen)
 
@@ -102,9 +109,18 @@ def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity
             problem = check_problem(body.nums, body.target)
         except ValueError as e:
             raise APIError(400, str(e), "invalid_problem") from None
+        limits = body.limits
+        if limits.timeout_s is None:
+            limits = dataclasses.replace(limits, timeout_s=policy.solve_timeout_s)
+        if over := limits.over(policy.solve_caps):
+            raise APIError(400, f"limits over this server's caps: {', '.join(over)}", "limit_too_large", "limits")
         config = SolveConfig(sampling=SamplingParams(temperature=body.temperature, seed=body.seed),
-                             limits=body.limits, verify=verify_countdown)
+                             limits=limits, verify=verify_countdown)
         result = await tracked(request, solve_problem(problem, backend, config, body.sub_call_budget))
+        failed = [event for t in result.tree.walk() if t.finish_reason == "error" for event in t.events[-1:]]
+        if failed:  # the engine failed this solve's calls: a server error, not a wrong answer
+            raise APIError(500, f"the solve failed inside the server: {failed[0]}", "internal_error",
+                           type="server_error")
         return {"model": model_name, **result.to_dict()}
 
-    return app
+    return guard(app, policy)

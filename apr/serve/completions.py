@@ -9,6 +9,7 @@ from the prefix cache).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from itertools import accumulate
@@ -28,14 +29,23 @@ class Completer:
         self.backend = backend
         self.model_name = model_name
         self.cache = PrefixCache(backend, cache_capacity)
+        self.longest_token = max(1, *map(len, backend.codec.token_bytes))
 
-    def admit(self, req: CompletionRequest) -> list[int]:
-        """The prompt's token ids, or an APIError for a request that cannot run."""
+    async def admit(self, req: CompletionRequest) -> list[int]:
+        """The prompt's token ids, or an APIError for a request that cannot run.
+
+        A prompt whose UTF-8 bytes could not fit in the window even at the longest token's bytes
+        is refused before tokenizing; the rest is tokenized off the event loop.
+        """
         if req.model is not None and req.model != self.model_name:
             raise APIError(404, f"model {req.model!r} does not exist; this server serves {self.model_name!r}",
                            "model_not_found", "model")
-        ids = self.backend.codec.encode(req.prompt)
         window = self.backend.context_length
+        n_bytes = len(req.prompt.encode("utf-8"))
+        if n_bytes > window * self.longest_token:
+            raise APIError(400, f"this model's maximum context length is {window} tokens, but the prompt has "
+                           f"{n_bytes} bytes, more than {window} tokens can hold", "context_length_exceeded", "prompt")
+        ids = await asyncio.to_thread(self.backend.codec.encode, req.prompt)
         if len(ids) >= window:
             raise APIError(400, f"this model's maximum context length is {window} tokens, but the prompt has "
                            f"{len(ids)} (BOS included), which leaves no room to generate",
@@ -61,6 +71,8 @@ class Completer:
             stop_reason = max((s for s in req.stop if text.endswith(s)), key=len)
             if not req.keep_stop:
                 text = text[: -len(stop_reason)]
+        if req.echo:
+            text = req.prompt + text
         choice = {"index": 0, "text": text, "logprobs": self._logprobs(gen) if req.logprobs is not None else None,
                   "finish_reason": _FINISH[gen.finish_reason], "stop_reason": stop_reason}
         n_out = len(gen.token_ids)

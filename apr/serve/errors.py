@@ -54,7 +54,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = "not_found" if exc.status_code == 404 else None
+        code = {404: "not_found", 413: "request_too_large"}.get(exc.status_code)
         return error_response(exc.status_code, str(exc.detail), code)
 
     @app.exception_handler(Exception)

@@ -30,15 +30,21 @@ def trainer_vs_runtime(model: torch.nn.Module, trees: list[Thread], tok, autocas
     return (logp - mb.runtime_logprobs)[mb.mask]
 
 
-@pytest.mark.parametrize("dtype,tolerance", [("fp32", 1e-4), ("bf16", 5e-2)])
-def test_random_model_logprobs_match_the_sampler(tok, dtype, tolerance):
-    """A random ``tiny`` model at temperature 1: fp32 agrees to float error, a bf16 engine to bf16 error."""
+@pytest.mark.parametrize("dtype,tolerance,seed", [("fp32", 1e-4, 7), ("bf16", 5e-2, 7), ("bf16", 5e-2, 8)])
+def test_random_model_logprobs_match_the_sampler(tok, dtype, tolerance, seed):
+    """A random ``tiny`` model at temperature 1: fp32 agrees to float error, a bf16 engine to bf16 error.
+
+    Which tokens a bf16 model samples depends on the CPU's rounding (AMX on Intel, AVX512-BF16 on
+    AMD), and so does whether a random tree happens to spawn: the assertions hold for any sample,
+    and two seeds check that they do not lean on one.
+    """
     model = build_model("tiny", tok, context_length=512, seed=3).eval()
     rollouts = EmbeddedRollouts(model, tok, dtype, max_slots=8)
     assert all(b.dtype == torch.float32 for b in rollouts.model.buffers())  # RoPE frequencies stay fp32
-    trees = rollouts.solve([PROMPT] * 3, solve_config(Limits(), max_tokens=60, seed=7))
+    trees = rollouts.solve([PROMPT] * 3, solve_config(Limits(), max_tokens=60, seed=seed))
+    first_calls = [t.meta["calls"][0]["token_ids"] for t in trees]
+    assert len({tuple(ids) for ids in first_calls}) == 3  # three distinct samples of one prompt
     sampled = [c["token_ids"] for t in trees for c in t.meta["calls"]]
-    assert len({tuple(ids) for ids in sampled}) == 3  # three distinct samples of one prompt
     # A random model writes many non-canonical splits: re-encoding its text would score other tokens.
     assert any(tok.encode(tok.decode(ids), add_special_tokens=False) != ids for ids in sampled)
     gap = trainer_vs_runtime(model, trees, tok, autocast=dtype == "bf16")

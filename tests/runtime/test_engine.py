@@ -168,3 +168,40 @@ def test_text_stream_cuts_after_the_earliest_stop_and_decodes_split_utf8():
     broken.push(b"a\xc3")
     broken.close()
     assert broken.text == "a\ufffd"
+
+
+def test_a_failure_inside_a_step_ends_only_the_sequence_that_causes_it(model, monkeypatch):
+    """The batch is re-run one sequence at a time: the culprit finishes with ``error``, the rest as if alone."""
+    engine = Engine(model, max_slots=8)
+    ps = prompts(model.config.vocab_size, [6, 9, 4, 12])
+    seqs = [engine.add(p, GREEDY) for p in ps]
+    poisoned = seqs[2]
+    forward = engine._forward
+
+    def failing(batch, d):
+        if poisoned in batch and len(poisoned.out_ids) == 3:
+            raise RuntimeError("overflow in the sampler")
+        return forward(batch, d)
+
+    monkeypatch.setattr(engine, "_forward", failing)
+    done = drain(engine)
+    assert done[poisoned.id].finish_reason == "error" and "overflow" in str(poisoned.error)
+    assert len(poisoned.out_ids) == 3 and not engine.has_work()
+    for seq, p in zip(seqs, ps):
+        if seq is not poisoned:
+            assert seq.finish_reason == "length" and seq.result().token_ids == reference(model, p, 24)
+    again = engine.add(ps[2], GREEDY)  # the engine goes on serving, the culprit's prompt included
+    drain(engine)
+    assert again.result().token_ids == reference(model, ps[2], 24)
+
+
+def test_tiny_temperatures_decode_greedily_and_huge_top_k_means_off(model):
+    engine = Engine(model, max_slots=4)
+    p = prompts(model.config.vocab_size, [7])[0]
+    greedy = engine.add(p, GREEDY)
+    tiny = engine.add(p, SamplingParams(temperature=1e-300, seed=1, max_tokens=24))
+    wide = engine.add(p, SamplingParams(temperature=1.0, top_k=10**30, seed=5, max_tokens=24))
+    off = engine.add(p, SamplingParams(temperature=1.0, top_k=0, seed=5, max_tokens=24))
+    drain(engine)
+    assert tiny.result().token_ids == greedy.result().token_ids == reference(model, p, 24)
+    assert wide.result().token_ids == off.result().token_ids

@@ -192,3 +192,24 @@ def test_classify_and_plan_are_pure_functions():
     assert plan_spawn(ROOT + SEARCH, block("x\n"), depth=0, threads_left=10, limits=Limits()) is None
     with pytest.raises(ValueError):
         Limits(max_threads=0)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("temperature", -0.5), ("temperature", float("nan")), ("temperature", float("inf")), ("top_p", 0.0),
+    ("top_p", 1.5), ("top_k", -1), ("top_k", 2.5), ("max_tokens", -1), ("seed", -1), ("seed", 2**64),
+    ("stop", ("",)),
+])
+def test_sampling_params_refuse_values_the_sampler_cannot_use(field, value):
+    with pytest.raises(ValueError, match=field if field != "stop" else "stop strings"):
+        SamplingParams(**{field: value})
+    assert SamplingParams(seed=2**64 - 1, top_k=10**30).seed == 2**64 - 1
+
+
+def test_limits_refuse_a_non_positive_timeout_and_name_what_is_over_the_caps():
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="timeout_s"):
+            Limits(timeout_s=bad)
+    caps = Limits(max_threads=10, timeout_s=5.0)
+    assert Limits(max_threads=10, timeout_s=5.0).over(caps) == []
+    assert Limits(max_threads=11, timeout_s=6.0).over(caps) == ["max_threads=11 (at most 10)",
+                                                                 "timeout_s=6.0 (at most 5.0)"]
