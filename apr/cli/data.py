@@ -14,6 +14,8 @@ from apr.cli.common import fail_cleanly, default_workers
 
 app = typer.Typer(no_args_is_help=True, help="Generate Countdown problems, solver demonstrations and SFT data.")
 console = Console(stderr=True)
+FRESH_HELP = ("Discard the shards an interrupted run left instead of resuming them (a resume with other "
+              "inputs or settings is refused).")
 
 
 @app.command()
@@ -30,13 +32,14 @@ def problems(
     max_target: int = typer.Option(100, help="Largest target."),
     seed: int = typer.Option(0, help="Same seed, same files, whatever the worker count."),
     workers: int = typer.Option(default_workers(), help="Worker processes."),
+    fresh: bool = typer.Option(False, help=FRESH_HELP),
 ) -> None:
     """Draw solvable problems, de-duplicated across splits (multiset of numbers + target)."""
     from apr.countdown.problems import ProblemSpec
     from apr.data.generate import generate_problems
 
     spec = ProblemSpec(numbers, min_number, max_number, min_target, max_target)
-    paths = generate_problems(out, spec, {"train": train, "val": val, "test": test}, seed, workers)
+    paths = generate_problems(out, spec, {"train": train, "val": val, "test": test}, seed, workers, fresh=fresh)
     for split, path in paths.items():
         console.print(f"[green]wrote[/] {path}")
 
@@ -58,6 +61,7 @@ def traces(
     seed: int = typer.Option(0, help="Seed for beams and search order."),
     limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
     workers: int = typer.Option(default_workers(), help="Worker processes."),
+    fresh: bool = typer.Option(False, help=FRESH_HELP),
 ) -> None:
     """Solve every problem with the symbolic hybrid search and record the demonstration."""
     from apr.data.generate import TraceSettings, generate_traces
@@ -65,7 +69,7 @@ def traces(
     beam = max_beam if max_beam is not None else (10 if format == "apr" else 5)
     settings = TraceSettings(format, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam,  # type: ignore[arg-type]
                              order)
-    summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit)
+    summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit, fresh=fresh)
     console.print(f"[green]wrote[/] {summary['path']}: {summary['traces']} traces, "
                   f"solver success {summary['success_rate']:.1%}")
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from apr.countdown.problems import SPLIT_ORDER, Problem, ProblemSpec, draw_chunk, validate_split_sizes
 from apr.countdown.search import AprSettings, apr_search, sosp
 from apr.countdown.verifier import verify_trace
-from apr.data.io import ShardedJob, atomic_write_bytes, read_rows, require_fields
+from apr.data.io import ShardedJob, atomic_write_bytes, digest, read_rows, require_fields
 from apr.threads import Thread, flatten
 
 TraceFormat = Literal["sosp", "apr"]
@@ -25,7 +25,7 @@ TraceOrder = Literal["shuffled", "canonical"]
 
 # -- problems ----------------------------------------------------------------------------------
 def generate_problems(out_dir: Path, spec: ProblemSpec, sizes: dict[str, int], seed: int, workers: int = 1,
-                      chunk_size: int = 500) -> dict[str, Path]:
+                      chunk_size: int = 500, fresh: bool = False) -> dict[str, Path]:
     """Write ``{split}.jsonl`` for each split plus ``meta.json``; returns the written paths."""
     validate_split_sizes(sizes)
     out_dir = Path(out_dir)
@@ -36,7 +36,9 @@ def generate_problems(out_dir: Path, spec: ProblemSpec, sizes: dict[str, int], s
         if want == 0:
             continue
         path = out_dir / f"{split}.jsonl"
-        job = ShardedJob(path, draw_chunk, workers, desc=f"problems/{split}", unit="problems")
+        fingerprint = {"job": "problems", "spec": asdict(spec), "seed": seed, "split": split, "chunk_size": chunk_size}
+        job = ShardedJob(path, draw_chunk, fingerprint, workers, desc=f"problems/{split}", unit="problems",
+                         fresh=fresh)
         chosen: list[dict[str, Any]] = []
         start = 0
         while len(chosen) < want:
@@ -131,12 +133,17 @@ def _demonstrate_chunk(args: tuple[list[dict[str, Any]], TraceSettings, int]) ->
 
 
 def generate_traces(problems_path: Path, out_path: Path, settings: TraceSettings, seed: int, workers: int = 1,
-                    chunk_size: int = 200, limit: int | None = None) -> dict[str, Any]:
+                    chunk_size: int = 200, limit: int | None = None, fresh: bool = False) -> dict[str, Any]:
     """Write one demonstration per problem; returns a small summary."""
     problems = [p.to_dict() for p in load_problems(problems_path)][:limit]
+    if not problems:
+        raise ValueError(f"{problems_path} holds no problems")
+    fingerprint = {"job": "traces", "settings": asdict(settings), "seed": seed, "chunk_size": chunk_size,
+                   "problems": digest(problems), "n_problems": len(problems)}
     chunks = [(f"{settings.format}-{i:09d}", (problems[i:i + chunk_size], settings, seed))
               for i in range(0, len(problems), chunk_size)]
-    job = ShardedJob(out_path, _demonstrate_chunk, workers, desc=f"traces/{settings.format}", unit="traces")
+    job = ShardedJob(out_path, _demonstrate_chunk, fingerprint, workers, desc=f"traces/{settings.format}",
+                     unit="traces", fresh=fresh)
     rows = [r for chunk in job.run(chunks, progress_total=len(problems), weight=lambda a: len(a[0])) for r in chunk]
     job.finish(rows)
     solved = sum(r["solved"] for r in rows)

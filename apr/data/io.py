@@ -4,10 +4,13 @@ Long jobs split their work into deterministic chunks. Each finished chunk is wri
 as one shard under ``<output>.partial/``; a re-run reads finished shards back instead of redoing
 them, and the final file is assembled (atomically) only when every chunk is done. Because chunk
 contents depend only on the chunk, the output is byte-identical whatever the number of workers.
+A job records the fingerprint of its inputs and settings beside its shards and refuses to resume
+shards that another fingerprint produced.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -110,14 +113,39 @@ def partial_dir(output: Path) -> Path:
     return Path(str(output) + ".partial")
 
 
-class ShardedJob:
-    """Apply ``fn`` to chunks in order, in a process pool, keeping each result as a shard file."""
+def digest(value: Any) -> str:
+    """A short content hash of JSON-able ``value`` (e.g. the rows a job reads), for fingerprints."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
-    def __init__(self, output: Path, fn: Callable[[Any], list[Row]], workers: int = 1, desc: str = "",
-                 unit: str = "chunks"):
+
+def check_fingerprint(meta: Path, fingerprint: dict[str, Any], holder: Path) -> None:
+    """Record what produced the work kept in ``holder``, or refuse work that something else produced."""
+    fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back: tuples are lists
+    if meta.exists():
+        old = json.loads(meta.read_text())
+        if old != fingerprint:
+            changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
+            raise ValueError(f"{holder} holds the work of a different run (differs in: {', '.join(changed)}); "
+                             "pass --fresh to discard it, or choose another --out")
+    else:
+        atomic_write_bytes(meta, (json.dumps(fingerprint, indent=2) + "\n").encode())
+
+
+class ShardedJob:
+    """Apply ``fn`` to chunks in order, in a process pool, keeping each result as a shard file.
+
+    ``fingerprint`` names everything the shards depend on (inputs, settings, chunking); ``fresh``
+    discards shards left by an earlier run instead of resuming them.
+    """
+
+    def __init__(self, output: Path, fn: Callable[[Any], list[Row]], fingerprint: dict[str, Any],
+                 workers: int = 1, desc: str = "", unit: str = "chunks", fresh: bool = False):
         self.output = Path(output)
         self.dir = partial_dir(self.output)
         self.fn, self.workers, self.desc, self.unit = fn, max(1, workers), desc, unit
+        self.fingerprint = fingerprint
+        if fresh:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def shard_path(self, key: str) -> Path:
         return self.dir / f"{key}.jsonl"
@@ -126,6 +154,11 @@ class ShardedJob:
             weight: Callable[[Any], int] = lambda _: 1) -> Iterator[list[Row]]:
         """Yield each chunk's rows in chunk order; finished shards are read back, not recomputed."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "job.json"
+        if not meta.exists() and any(self.dir.glob("*.jsonl")):
+            raise ValueError(f"{self.dir} holds shards of an unknown run (no job.json); "
+                             "pass --fresh to discard them, or choose another --out")
+        check_fingerprint(meta, self.fingerprint, self.dir)
         todo = [(key, arg) for key, arg in chunks if not self.shard_path(key).exists()]
         done_weight = sum(weight(arg) for key, arg in chunks if self.shard_path(key).exists())
         bar = tqdm(total=progress_total, initial=done_weight, desc=self.desc, unit=self.unit,

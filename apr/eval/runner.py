@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from apr.countdown.problems import Problem
-from apr.data.io import Row, atomic_write_bytes, iter_jsonl, write_rows
+from apr.data.io import Row, check_fingerprint, iter_jsonl, write_rows
 from apr.eval.load import Model
 from apr.eval.metrics import score_tree
 from apr.eval.settings import Setting
@@ -44,14 +44,7 @@ class RecordFile:
         if fresh:
             for p in (self.path, self.partial, self.meta):
                 p.unlink(missing_ok=True)
-        if self.meta.exists():
-            old = json.loads(self.meta.read_text())
-            if old != fingerprint:
-                changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
-                raise ValueError(f"{self.path.parent} holds {self.path.stem} results of a different run (differs in: "
-                                 f"{', '.join(changed)}); pass --fresh to discard them, or choose another --out")
-        else:
-            atomic_write_bytes(self.meta, (json.dumps(fingerprint, indent=2) + "\n").encode())
+        check_fingerprint(self.meta, fingerprint, self.path)
         rows = list(iter_jsonl(self.path)) if self.path.exists() else []
         return {r["id"]: r for r in rows + self._read_partial()}
 

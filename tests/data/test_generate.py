@@ -6,7 +6,7 @@ import pytest
 
 from apr.countdown.problems import ProblemSpec
 from apr.data.generate import TraceSettings, generate_problems, generate_traces, load_problems
-from apr.data.io import DataFileError, default_file_mode, partial_dir, read_rows
+from apr.data.io import DataFileError, ShardedJob, default_file_mode, partial_dir, read_rows
 from apr.data.sft import SftOptions, export_sft, token_budget
 
 SIZES = {"train": 240, "val": 30, "test": 30}
@@ -55,27 +55,73 @@ def test_three_number_problems_respect_the_ranges(tmp_path):
         assert len(p.nums) == 3 and all(1 <= x <= 20 for x in p.nums) and 10 <= p.target <= 30
 
 
-def test_a_killed_trace_job_resumes_from_its_finished_shards(problems_dir, tmp_path):
+def _killed_before_finishing(monkeypatch, job, *args, **kwargs) -> None:
+    """Run a data job until every shard is written, then die as a kill would (no final file)."""
+    with monkeypatch.context() as m:
+        m.setattr(ShardedJob, "finish", lambda self, rows: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            job(*args, **kwargs)
+
+
+def test_a_killed_trace_job_resumes_from_its_finished_shards(problems_dir, tmp_path, monkeypatch):
+    train = problems_dir / "train.jsonl"
     full = tmp_path / "full.jsonl"
-    generate_traces(problems_dir / "train.jsonl", full, TraceSettings("apr"), seed=1, chunk_size=40)
+    generate_traces(train, full, TraceSettings("apr"), seed=1, chunk_size=40)
     out = tmp_path / "resumed.jsonl"
-    generate_traces(problems_dir / "train.jsonl", out, TraceSettings("apr"), seed=1, chunk_size=40)
-    # Simulate a kill after two chunks: the final file is gone, two shards remain, one is poisoned
-    # to prove it is read back instead of recomputed.
-    out.unlink()
+    _killed_before_finishing(monkeypatch, generate_traces, train, out, TraceSettings("apr"), seed=1, chunk_size=40)
+    # Keep two shards as a kill after two chunks would, one poisoned to prove it is read back.
     shards = partial_dir(out)
-    shards.mkdir()
-    generate_traces(problems_dir / "train.jsonl", tmp_path / "scratch.jsonl", TraceSettings("apr"), seed=1,
-                    chunk_size=40, limit=80)
-    rows = read_rows(tmp_path / "scratch.jsonl")
-    (shards / "apr-000000000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:40]))
-    marker = dict(rows[40], beam=-1)
-    (shards / "apr-000000040.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [marker] + rows[41:80]))
-    generate_traces(problems_dir / "train.jsonl", out, TraceSettings("apr"), seed=1, chunk_size=40)
+    for late in sorted(shards.glob("apr-*.jsonl"))[2:]:
+        late.unlink()
+    second = shards / "apr-000000040.jsonl"
+    rows = read_rows(second)
+    second.write_text("".join(json.dumps(r) + "\n" for r in [dict(rows[0], beam=-1)] + rows[1:]))
+    generate_traces(train, out, TraceSettings("apr"), seed=1, chunk_size=40)
     resumed = read_rows(out)
     assert resumed[40]["beam"] == -1  # the shard was reused, not recomputed
     assert resumed[:40] + resumed[41:] == read_rows(full)[:40] + read_rows(full)[41:]
     assert not shards.exists()
+    generate_traces(train, out, TraceSettings("apr"), seed=1, chunk_size=40)  # uninterrupted: byte-identical
+    assert out.read_bytes() == full.read_bytes()
+
+
+@pytest.mark.parametrize("change,named", [
+    (dict(seed=2), "seed"),
+    (dict(settings=TraceSettings("apr", max_beam=6)), "settings"),
+    (dict(problems="val.jsonl"), "n_problems, problems"),
+    (dict(chunk_size=30), "chunk_size"),
+])
+def test_a_trace_job_refuses_to_resume_another_runs_shards(problems_dir, tmp_path, monkeypatch, change, named):
+    out = tmp_path / "t.jsonl"
+    base = dict(problems="train.jsonl", settings=TraceSettings("apr"), seed=1, chunk_size=40)
+
+    def run(problems, settings, **kw):
+        return generate_traces(problems_dir / problems, out, settings, **kw)
+
+    _killed_before_finishing(monkeypatch, run, **base)
+    with pytest.raises(ValueError, match=f"different run \\(differs in: {named}\\); pass --fresh"):
+        run(**{**base, **change})
+    assert run(**{**base, **change}, fresh=True)["traces"] > 0  # --fresh discards the old shards
+    assert not partial_dir(out).exists()
+
+
+def test_shards_of_unknown_origin_are_refused(problems_dir, tmp_path):
+    out = tmp_path / "t.jsonl"
+    partial_dir(out).mkdir()
+    (partial_dir(out) / "apr-000000000.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="unknown run"):
+        generate_traces(problems_dir / "train.jsonl", out, TraceSettings("apr"), seed=1)
+
+
+def test_a_problems_job_refuses_to_resume_another_seed(tmp_path, monkeypatch):
+    _killed_before_finishing(monkeypatch, generate_problems, tmp_path, ProblemSpec(), {"train": 60}, seed=0,
+                             chunk_size=50)
+    with pytest.raises(ValueError, match="differs in: seed"):
+        generate_problems(tmp_path, ProblemSpec(), {"train": 60}, seed=1, chunk_size=50)
+    generate_problems(tmp_path, ProblemSpec(), {"train": 60}, seed=0, chunk_size=50)  # same settings resume
+    resumed = (tmp_path / "train.jsonl").read_bytes()
+    generate_problems(tmp_path / "fresh", ProblemSpec(), {"train": 60}, seed=0, chunk_size=50)
+    assert resumed == (tmp_path / "fresh" / "train.jsonl").read_bytes()
 
 
 def test_outputs_load_with_hugging_face_datasets(problems_dir, tmp_path):
