@@ -82,8 +82,18 @@ def save_tokenizer(tok: PreTrainedTokenizerFast, directory: str | PathLike[str])
 
 
 def load_tokenizer(path: str | PathLike[str] | None = None) -> PreTrainedTokenizerFast:
-    """Load a saved tokenizer (None: the bundled one) the way inference engines do."""
-    return AutoTokenizer.from_pretrained(str(BUNDLED if path is None else path))
+    """Load a saved tokenizer folder (None: the bundled one) the way inference engines do.
+
+    Only local folders: a name that is not one is an error here, not a download from the Hub.
+    """
+    folder = Path(BUNDLED if path is None else path)
+    if not (folder / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a tokenizer folder (no tokenizer.json in it); pass a checkpoint "
+                                "or a folder written by save_tokenizer")
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:  # tokenizers and transformers raise several types for a corrupt file
+        raise ValueError(f"{folder}: cannot load the tokenizer ({' '.join(str(e).split())})") from None
 
 
 def encode_segment(tok: PreTrainedTokenizerFast, prompt: str, completion: str) -> tuple[list[int], int]:

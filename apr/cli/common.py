@@ -24,7 +24,7 @@ def fail_cleanly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
-            _err.print(f"[bold red]error:[/] {e}")
+            _err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             _err.print("[yellow]interrupted[/]: finished work is kept; run the same command again to resume")

@@ -76,14 +76,21 @@ def read_rows(path: Path) -> list[Row]:
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"{path}: no such file")
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".jsonl", ".parquet"))[:3]
+        raise DataFileError(f"{path} is a folder; pass one of its files" + (f" ({', '.join(found)})" if found else ""))
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path).to_pylist()
+            rows = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise DataFileError(f"{path}: not a readable Parquet file ({e}); regenerate it") from None
-    return list(iter_jsonl(path))
+    else:
+        rows = list(iter_jsonl(path))
+    if not rows:
+        raise DataFileError(f"{path} is empty: it holds no rows")
+    return rows
 
 
 def iter_jsonl(path: Path) -> Iterator[Row]:

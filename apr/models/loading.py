@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, LlamaForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
 from apr.models.presets import ModelConfigError, model_config
@@ -24,12 +28,26 @@ def build_model(preset: str, tokenizer: PreTrainedTokenizerBase, context_length:
     return model
 
 
-def check_tokenizer(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase, where: str = "the model") -> None:
+def check_tokenizer(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase, where: str = "the model",
+                    checkpoint: Path | None = None) -> None:
     """Refuse a tokenizer whose vocabulary or special ids differ from the model's.
 
     A mismatch does not crash: it silently trains or decodes garbage, so it is checked up front.
+    A ``checkpoint`` that carries its own tokenizer is also compared token by token, which
+    catches a same-size vocabulary with other ids.
     """
     problems = []
+    if checkpoint is not None and (checkpoint / "tokenizer.json").is_file():
+        from apr.tokenizer import load_tokenizer
+
+        ours, saved = tokenizer.get_vocab(), load_tokenizer(checkpoint).get_vocab()
+        moved = sorted((piece for piece in ours.keys() | saved.keys() if ours.get(piece) != saved.get(piece)),
+                       key=lambda piece: saved.get(piece, len(saved)))
+        if moved:
+            first = moved[0]
+            problems.append(f"{len(moved)} token(s) have other ids than in {checkpoint / 'tokenizer.json'} "
+                            f"(first: {first!r} is {ours.get(first)} here, {saved.get(first)} there); "
+                            "use the checkpoint's own tokenizer")
     if config.vocab_size != len(tokenizer):
         problems.append(f"vocabulary size {config.vocab_size} (model) vs {len(tokenizer)} (tokenizer)")
     for name in ("bos", "eos", "pad"):
@@ -46,6 +64,20 @@ def load_model(path: str | Path, tokenizer: PreTrainedTokenizerBase | None = Non
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ModelConfigError(f"{path} is not a model checkpoint (no config.json)")
+    with _unreadable(path):
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
     if tokenizer is not None:  # before reading the weights, which can take a while
-        check_tokenizer(AutoConfig.from_pretrained(path), tokenizer, where=f"checkpoint {path}")
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        check_tokenizer(config, tokenizer, where=f"checkpoint {path}", checkpoint=path)
+    with _unreadable(path):
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+
+
+@contextmanager
+def _unreadable(path: Path) -> Iterator[None]:
+    """A missing, truncated or corrupt checkpoint file as one ModelConfigError naming the folder."""
+    try:
+        yield
+    except (OSError, SafetensorError, json.JSONDecodeError) as e:
+        reason = " ".join(str(e).split())
+        raise ModelConfigError(f"{path}: cannot load the checkpoint ({reason}); "
+                               "save it again or point at another checkpoint") from None

@@ -57,6 +57,9 @@ def _data_files(paths: Sequence[str | Path]) -> tuple[str, list[str]]:
 def load_rows(paths: Sequence[str | Path]) -> datasets.Dataset:
     """Load the rows of JSONL/Parquet files (or directories of them) with string prompt/completion."""
     kind, files = _data_files(paths)
+    empty = [f for f in files if Path(f).stat().st_size == 0]
+    if empty:
+        raise SFTInputError(f"{empty[0]} is empty: it holds no rows")
     try:
         ds = datasets.load_dataset(kind, data_files=files, split="train")
     except Exception as e:  # datasets wraps parser errors in several exception types
@@ -67,8 +70,11 @@ def load_rows(paths: Sequence[str | Path]) -> datasets.Dataset:
         raise SFTInputError(f"{', '.join(files)}: rows lack field(s) {', '.join(missing)} "
                            f"(found: {', '.join(ds.column_names)})")
     for c in REQUIRED:
-        if ds.features[c].dtype not in ("string", "large_string"):
-            raise SFTInputError(f"{', '.join(files)}: field {c!r} must be a string, found {ds.features[c].dtype}")
+        feature = ds.features[c]
+        dtype = getattr(feature, "dtype", None)  # a list, a dict or mixed types have none
+        if dtype not in ("string", "large_string"):
+            found = dtype or ("mixed types" if type(feature).__name__ == "Json" else type(feature).__name__.lower())
+            raise SFTInputError(f"{', '.join(files)}: field {c!r} must be a string in every row, found {found}")
     if len(ds) == 0:
         raise SFTInputError(f"{', '.join(files)}: no rows")
     return ds

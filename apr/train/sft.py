@@ -44,7 +44,8 @@ def _check_config(c: SFTConfig) -> None:
         raise SFTInputError("give a budget: --max-steps and/or --max-minutes")
     positive = {"tokens_per_batch": c.tokens_per_batch, "grad_accum": c.grad_accum, "lr": c.lr,
                 "eval_every": c.eval_every, "save_every": c.save_every, "keep_checkpoints": c.keep_checkpoints,
-                "log_every": c.log_every, "max_steps": c.max_steps or 1, "max_minutes": c.max_minutes or 1}
+                "log_every": c.log_every, "max_steps": 1 if c.max_steps is None else c.max_steps,
+                "max_minutes": 1 if c.max_minutes is None else c.max_minutes}
     bad = [k for k, v in positive.items() if v <= 0]
     if bad:
         raise SFTInputError(f"must be positive: {', '.join(bad)}")
@@ -181,7 +182,7 @@ def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokeni
     if not (init / "config.json").is_file():
         raise SFTInputError(f"{init} is not a model checkpoint (no config.json)")
     config = AutoConfig.from_pretrained(init)
-    check_tokenizer(config, tokenizer, where=f"checkpoint {init}")
+    check_tokenizer(config, tokenizer, where=f"checkpoint {init}", checkpoint=init)
     if c.context_length and c.context_length != config.max_position_embeddings:
         raise SFTInputError(f"--context-length {c.context_length} differs from {init}'s {config.max_position_embeddings}")
     return config.max_position_embeddings

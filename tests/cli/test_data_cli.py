@@ -29,13 +29,23 @@ def test_problems_traces_sft_pipeline(tmp_path):
     (["data", "traces", "-p", "nope.jsonl", "-o", "t.jsonl"], "no such file"),
     (["data", "traces", "-p", "bad.jsonl", "-o", "t.jsonl"], "truncated"),
     (["data", "traces", "-p", "ok.jsonl", "-o", "t.jsonl", "--format", "bfs"], "format must be 'sosp' or 'apr'"),
+    (["data", "traces", "-p", ".", "-o", "t.jsonl"], ". is a folder; pass one of its files (bad.jsonl, empty.jsonl"),
+    (["data", "traces", "-p", "empty.jsonl", "-o", "t.jsonl"], "empty.jsonl is empty"),
+    (["data", "sft", "-t", ".", "-o", "s.jsonl"], "is a folder"),
+    (["data", "stats", "empty.jsonl"], "is empty"),
+    (["data", "stats", "ok.jsonl", "--tokenizer", "nope"], "nope is not a tokenizer folder"),
+    (["data", "traces", "-p", "ok.jsonl", "-o", "stale.jsonl"], "holds shards of an unknown run"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     (tmp_path / "bad.jsonl").write_text('{"nums": [1, 2], "target": 3}\n{"nums": [1,')
     (tmp_path / "ok.jsonl").write_text('{"nums": [1, 2], "target": 3}\n')
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "stale.jsonl.partial").mkdir()
+    (tmp_path / "stale.jsonl.partial" / "apr-000000000.jsonl").write_text("{}\n")
     r = apr(*args, cwd=tmp_path)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_option_is_rejected(tmp_path):

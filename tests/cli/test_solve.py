@@ -108,6 +108,53 @@ def test_bad_input_is_one_clear_line(args, message):
     assert message in " ".join(r.output.split())  # rich wraps long lines at the terminal's width
 
 
+def _broken(tiny: Path, tmp: Path, how: str) -> Path:
+    """A copy of the tiny checkpoint with one file broken as a failed copy or download leaves it."""
+    import shutil
+
+    path = tmp / how
+    shutil.copytree(tiny, path)
+    weights, config = path / "model.safetensors", path / "config.json"
+    if how == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif how == "no weights":
+        weights.unlink()
+    elif how == "corrupt config":
+        config.write_text('{"model_type": "llama", ')
+    elif how == "swapped tokens":  # same size and special ids, two ordinary tokens trade ids
+        data = json.loads((path / "tokenizer.json").read_text())
+        vocab = data["model"]["vocab"]
+        a, b = list(vocab)[10:12]
+        vocab[a], vocab[b] = vocab[b], vocab[a]
+        (tmp / "other-tokenizer").mkdir()
+        for f in path.glob("*token*"):
+            shutil.copy(f, tmp / "other-tokenizer")
+        (tmp / "other-tokenizer" / "tokenizer.json").write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("how,message", [
+    ("truncated weights", "cannot load the checkpoint (Error while deserializing header"),
+    ("no weights", "cannot load the checkpoint"),
+    ("corrupt config", "is not a valid JSON file"),
+])
+def test_a_broken_checkpoint_is_one_clear_line(tiny, tmp_path, how, message):
+    r = invoke("27", "1", "2", "--model", str(_broken(tiny, tmp_path, how)))
+    assert r.exit_code == 2 and r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1
+    assert message in r.output
+
+
+def test_a_same_size_tokenizer_with_other_ids_is_refused(tiny, tmp_path):
+    from apr.models.loading import load_model
+    from apr.models.presets import ModelConfigError
+    from apr.tokenizer import load_tokenizer
+
+    path = _broken(tiny, tmp_path, "swapped tokens")
+    with pytest.raises(ModelConfigError, match=r"2 token\(s\) have other ids"):
+        load_model(path, load_tokenizer(tmp_path / "other-tokenizer"))
+    load_model(path, load_tokenizer(path))  # its own tokenizer passes
+
+
 def test_the_readme_demo_runs_the_bundled_model_and_verifies_its_answer(tmp_path):
     """`apr solve 42 16 7 22` with no --model: the README's main job, on the checked-in APR model."""
     result = invoke("42", "16", "7", "22", "--cpu-threads", "1", "--json", str(tmp_path / "tree.json"))

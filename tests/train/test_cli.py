@@ -34,6 +34,12 @@ def _no_completion(tmp_path):
     return path
 
 
+def _rows(tmp_path, text):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(text)
+    return path
+
+
 def _other_vocab_checkpoint(tmp_path):
     tok = load_tokenizer()
     tok.add_tokens(["<extra>"])
@@ -50,6 +56,15 @@ def _other_vocab_checkpoint(tmp_path):
     ("two policies", lambda p, d: ["-d", d, "--truncate", "--drop-long"], "exclude each other"),
     ("tokenizer mismatch", lambda p, d: ["-d", d, "--init-from", _other_vocab_checkpoint(p)], "tokenizer does not match"),
     ("bad loss_on", lambda p, d: ["-d", d, "--loss-on", "prompt"], "loss_on must be"),
+    ("zero steps", lambda p, d: ["-d", d, "--max-steps", "0"], "must be positive: max_steps"),
+    ("empty file", lambda p, d: ["-d", _rows(p, "")], "is empty: it holds no rows"),
+    ("number prompt", lambda p, d: ["-d", _rows(p, '{"prompt": 5, "completion": "x"}\n')],
+     "field 'prompt' must be a string in every row, found int64"),
+    ("mixed types", lambda p, d: ["-d", _rows(p, '{"prompt": "a", "completion": "x"}\n{"prompt": 7, "completion": "y"}\n')],
+     "found mixed types"),
+    ("list completion", lambda p, d: ["-d", _rows(p, '{"prompt": "a", "completion": ["x"]}\n')], "found list"),
+    ("missing tokenizer", lambda p, d: ["-d", d, "--tokenizer", p / "nope"], "is not a tokenizer folder"),
+    ("hub name as tokenizer", lambda p, d: ["-d", d, "--tokenizer", "gpt2"], "is not a tokenizer folder"),
 ])
 def test_bad_input_is_one_clear_error_before_any_training(sft_file, tmp_path, case, args, message):
     # The bad option comes last, so it overrides TINY's value where both set it.
