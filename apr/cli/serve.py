@@ -47,8 +47,10 @@ def serve(
                                timeout_s=max(CAPS.timeout_s, solve_timeout))
     policy = ServePolicy(max_body_bytes=max_body_bytes, solve_caps=caps, solve_timeout_s=solve_timeout,
                          api_key=api_key, allowed_hosts=tuple(allowed_host))
+    from apr.models.trained_range import trained_range
+
     path = resolve_model(model)
     backend = load_backend(path, max_slots, cpu_threads)
     console.print(f"serving [bold]{served_model_name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
                   f"on http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
-    uvicorn.run(create_app(backend, served_model_name, policy=policy), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(backend, served_model_name, policy=policy, trained=trained_range(path)), host=host, port=port, log_level="info")

@@ -95,7 +95,7 @@ def solve(
         recount(tree, count)
         result = judge(problem, tree)
     else:
-        backend, source, count = _backend(model, backend_url, served_model_name, max_slots, cpu_threads)
+        backend, source, count = _backend(problem, model, backend_url, served_model_name, max_slots, cpu_threads)
         result = asyncio.run(_run(problem, backend, _config(temperature, seed, limits), sub_call_budget))
     _report(result, source, count, show_text)
     _write_outputs(result, source, count, json_path, html_path)
@@ -117,9 +117,12 @@ def _bundled_counter() -> TokenCounter:
     return lambda text: len(encode(text))
 
 
-def _backend(model: Path | None, url: str | None, name: str | None, max_slots: int,
+def _backend(problem: Problem, model: Path | None, url: str | None, name: str | None, max_slots: int,
              cpu_threads: int | None) -> tuple[Backend, str, TokenCounter]:
-    """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``."""
+    """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``.
+
+    A problem outside the checkpoint's recorded training range is refused before the model loads.
+    """
     if url:
         from apr.runtime.openai_backend import OpenAIBackend
 
@@ -127,7 +130,10 @@ def _backend(model: Path | None, url: str | None, name: str | None, max_slots: i
         name, context = _remote_model(url, name)
         backend = OpenAIBackend(url, name, encode, context)
         return backend, f"{name} at {url}", backend.count_tokens
+    from apr.models.trained_range import check_in_range
+
     path = resolve_model(model)
+    check_in_range(path, problem.nums, problem.target)
     backend = load_backend(path, max_slots, cpu_threads)
     return backend, f"{path} (embedded engine, {backend.engine.device})", backend.count_tokens
 

@@ -9,7 +9,7 @@ taken, so no problem appears twice anywhere and growing the train split never ch
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from apr.countdown.rules import is_solvable

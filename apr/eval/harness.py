@@ -16,7 +16,7 @@ import torch
 
 from apr.countdown.problems import Problem
 from apr.data.io import Row, atomic_write_bytes
-from apr.eval.load import (Model, check_numbers, check_served_tokenizer, file_digest, load_problems, open_embedded,
+from apr.eval.load import (Model, check_range, check_served_tokenizer, file_digest, load_problems, open_embedded,
                            open_served)
 from apr.eval.plots import write_plots
 from apr.eval.report import render
@@ -62,7 +62,7 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
     problems = load_problems(config.problems, config.limit)
     n_numbers = len(problems[0].nums)
     formats = sorted({s.fmt for s in config.settings})
-    notes = [n for fmt in formats if (n := check_numbers(fmt, config.models[fmt], config.problems, n_numbers))]
+    notes = [n for fmt in formats if (n := check_range(fmt, config.models[fmt], problems))]
     models = {fmt: open_model(fmt, config) for fmt in formats}
     load_before = os.getloadavg()[0]
     rows = asyncio.run(run_all(config, problems, models))

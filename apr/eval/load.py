@@ -8,7 +8,6 @@ differently. Each is refused here with a message that says what differs and what
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,11 @@ from apr import grammar as g
 from apr.countdown.problems import Problem
 from apr.data.io import DataFileError, read_rows, require_fields
 from apr.models.loading import load_model
+from apr.models.trained_range import trained_range
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.embedded import EmbeddedBackend, TokenCodec
 from apr.runtime.openai_backend import OpenAIBackend
 from apr.tokenizer import load_tokenizer
-from apr.train.checkpoint import META_FILE
 
 
 # -- problems ----------------------------------------------------------------------------------
@@ -61,37 +60,6 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def trained_numbers(checkpoint: Path, near: Path) -> int | None:
-    """How many numbers the checkpoint's training prompts had, if its training data can be found.
-
-    ``apr train`` records its data files in ``apr_train.json``, relative to where it ran; they are
-    looked up as written, then relative to the folders holding the checkpoint and the file ``near``
-    (the problems, usually generated next to the training data).
-    """
-    meta = checkpoint / META_FILE
-    if not meta.is_file():
-        return None
-    data = json.loads(meta.read_text()).get("config", {}).get("data", [])
-    bases = [Path.cwd(), *checkpoint.resolve().parents, *near.resolve().parents]
-    for entry in data:
-        for base in bases:
-            candidate = base / entry
-            for file in sorted(candidate.glob("*.jsonl")) if candidate.is_dir() else [candidate]:
-                n = _prompt_numbers(file)
-                if n is not None:
-                    return n
-    return None
-
-
-def _prompt_numbers(file: Path) -> int | None:
-    """The number count of the first SFT row's prompt; None if ``file`` is not such a file."""
-    try:
-        with open(file, encoding="utf-8") as f:
-            return len(g.parse_prompt(json.loads(f.readline())["prompt"]).nums)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 # -- models ------------------------------------------------------------------------------------
 @dataclass
 class Model:
@@ -115,15 +83,24 @@ def _tokenizer_for(ref: Path, override: str | None):
     return load_tokenizer(ref if (ref / "tokenizer.json").is_file() else None)
 
 
-def check_numbers(fmt: str, ref: str, problems: Path, n_numbers: int) -> str | None:
-    """Refuse problems with another number count than the model's training data; a note if unknown."""
-    path = Path(ref)
-    trained = trained_numbers(path, problems) if path.is_dir() else None
+def check_range(fmt: str, ref: str, problems: list[Problem]) -> str | None:
+    """Refuse problems with a number count the model never trained on; a note for other out-of-range ones.
+
+    Numbers or targets past the trained range stay allowed (a generalisation study may want them),
+    and the report says how many there were.
+    """
+    trained = trained_range(Path(ref)) if Path(ref).is_dir() else None
     if trained is None:
-        return f"{fmt}: training data of {ref} not found, number count not checked"
-    if trained != n_numbers:
-        raise ValueError(f"the {fmt} model {ref} was trained on problems with {trained} numbers, "
-                         f"but these problems have {n_numbers}; evaluate it on a matching problems file")
+        return f"{fmt}: {ref} records no training range (apr_train.json 'task'); problems not checked against it"
+    outside = [(p, why) for p in problems if (why := trained.refusal(p.nums, p.target))]
+    counts = [(p, why) for p, why in outside if len(p.nums) not in trained.counts]
+    if counts:
+        p, why = counts[0]
+        raise ValueError(f"the {fmt} model {ref} was trained on {trained}, but {len(counts)} of {len(problems)} "
+                         f"problems have another number count (first: {p.target} from {list(p.nums)}); "
+                         "evaluate it on a matching problems file")
+    if outside:
+        return f"{fmt}: {len(outside)} of {len(problems)} problems lie outside {ref}'s training range ({trained})"
     return None
 
 

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, TypeVar
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp
 
+from apr.models.trained_range import TrainedRange
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.orchestrator import SolveConfig, verify_countdown
@@ -58,8 +59,11 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 
 def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity: int | None = None,
-               policy: ServePolicy | None = None) -> ASGIApp:
-    """The server over ``backend``; ``cache_capacity`` finished requests stay reusable (default: its slots)."""
+               policy: ServePolicy | None = None, trained: TrainedRange | None = None) -> ASGIApp:
+    """The server over ``backend``; ``cache_capacity`` finished requests stay reusable (default: its slots).
+
+    ``trained``: the problems the model was trained on; a solve outside them is refused.
+    """
     policy = policy or ServePolicy()
     app = FastAPI(title="apr serve")
     errors.install(app)
@@ -107,6 +111,8 @@ def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity
     async def solve(body: SolveRequest, request: Request) -> dict[str, Any]:
         try:
             problem = check_problem(body.nums, body.target)
+            if trained is not None:
+                trained.check(problem.nums, problem.target, "this server's model", "send a problem in that range")
         except ValueError as e:
             raise APIError(400, str(e), "invalid_problem") from None
         limits = body.limits

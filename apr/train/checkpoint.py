@@ -21,10 +21,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from apr.data.io import default_file_mode
+from apr.models.trained_range import META_FILE
 from apr.tokenizer import save_tokenizer
 
 STATE_FILE = "trainer_state.pt"
-META_FILE = "apr_train.json"
 FINAL = "final"
 _CKPT = re.compile(r"checkpoint-(\d+)")
 

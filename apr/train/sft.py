@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from apr.models import build_model, check_tokenizer, get_preset, load_model
+from apr.models.trained_range import TrainedRange, trained_range
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
@@ -79,12 +80,15 @@ class _Data:
     train: Any  # datasets.Dataset with input_ids, n_prompt, length
     val: Any | None
     report: list[str]
+    task: TrainedRange | None  # the problems among the training rows
 
 
 def _prepare_data(c: SFTConfig, tokenizer: PreTrainedTokenizerBase, max_tokens: int, accelerator: Accelerator) -> _Data:
     report = []
     with accelerator.main_process_first():  # rank 0 fills the datasets cache, the others reuse it
-        train = tokenize_rows(load_rows(c.data), tokenizer)
+        rows = load_rows(c.data)
+        task = TrainedRange.from_prompts(column(rows, "prompt"))
+        train = tokenize_rows(rows, tokenizer)
         val = tokenize_rows(load_rows(c.val_data), tokenizer) if c.val_data else None
     if val is None and c.val_fraction > 0:
         train, val = split_validation(train, c.val_fraction, c.seed)
@@ -102,7 +106,7 @@ def _prepare_data(c: SFTConfig, tokenizer: PreTrainedTokenizerBase, max_tokens: 
         raise SFTInputError(f"--tokens-per-batch {c.tokens_per_batch} is smaller than the longest sequence "
                            f"({longest} tokens); raise it to at least {longest}")
     keep = ["input_ids", "n_prompt", "length"]
-    return _Data(train.select_columns(keep), val.select_columns(keep) if val is not None else None, report)
+    return _Data(train.select_columns(keep), val.select_columns(keep) if val is not None else None, report, task)
 
 
 def _loss_sum(model: torch.nn.Module, batch: Batch, device: torch.device) -> torch.Tensor:
@@ -235,6 +239,8 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     data = _prepare_data(c, tokenizer, n_ctx + 1, accelerator)
     for line in data.report:
         accelerator.print(line)
+    # What the model will have seen: this run's problems and, for a run that starts from a checkpoint, its own.
+    task = data.task.union(trained_range(init)) if data.task is not None and init is not None else data.task
 
     model = load_model(init) if init else build_model(c.preset, tokenizer, c.context_length, seed=c.seed)
     decay = [p for p in model.parameters() if p.ndim >= 2]  # no weight decay on norm gains
@@ -262,6 +268,8 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         accelerator.wait_for_everyone()
         if main:
             meta = {"step": step, "tokens": tokens_seen, "elapsed_s": round(elapsed, 1), "config": asdict(c)}
+            if task is not None:
+                meta["task"] = task.to_dict()
             train_state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "tokens": tokens_seen,
                            "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
                            "config": settings} if with_state else None

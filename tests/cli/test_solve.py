@@ -155,6 +155,13 @@ def test_a_same_size_tokenizer_with_other_ids_is_refused(tiny, tmp_path):
     load_model(path, load_tokenizer(path))  # its own tokenizer passes
 
 
+def test_a_problem_outside_the_bundled_models_range_is_one_line_with_the_way_out():
+    r = invoke(*FIG1)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "was trained on 3 numbers in 1..30, targets 10..60" in r.output and "(it has 4 numbers)" in r.output
+    assert "--symbolic" in r.output and "--model" in r.output
+
+
 def test_the_readme_demo_runs_the_bundled_model_and_verifies_its_answer(tmp_path):
     """`apr solve 42 16 7 22` with no --model: the README's main job, on the checked-in APR model."""
     result = invoke("42", "16", "7", "22", "--cpu-threads", "1", "--json", str(tmp_path / "tree.json"))

@@ -34,14 +34,12 @@ def write_problems(path: Path, problems=PROBLEMS) -> Path:
 def checkpoints(tmp_path_factory, tok) -> dict[str, Path]:
     """Two tiny checkpoints (tiny preset, 192-token context) with the files `apr train sft` writes."""
     root = tmp_path_factory.mktemp("models")
-    sft = root / "sft.jsonl"  # what apr_train.json points at: 4-number prompts
-    row = {"prompt": "Current State: 27:[22, 26, 31, 53], Operations: []", "completion": "x"}
-    sft.write_text(json.dumps(row) + "\n")
+    task = {"counts": [4], "min_number": 1, "max_number": 99, "min_target": 10, "max_target": 100}
     out = {}
     for seed, fmt in enumerate(("apr", "sosp")):
         path = root / f"{fmt}-tiny"
         build_model("tiny", tok, context_length=192, seed=seed).save_pretrained(path)
         save_tokenizer(tok, path)
-        (path / "apr_train.json").write_text(json.dumps({"step": 0, "config": {"data": [str(sft)]}}))
+        (path / "apr_train.json").write_text(json.dumps({"step": 0, "config": {}, "task": task}))
         out[fmt] = path
     return out

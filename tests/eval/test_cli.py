@@ -65,7 +65,7 @@ def test_clean_errors(tmp_path, checkpoints):
     three = write_problems(tmp_path / "three.jsonl", [([1, 2, 3], 6)])
     cases = [
         (["--problems", str(problems), "--apr", str(tmp_path / "missing")], "does not exist"),
-        (["--problems", str(three), "--apr", str(checkpoints["apr"])], "trained on problems with 4 numbers"),
+        (["--problems", str(three), "--apr", str(checkpoints["apr"])], "trained on 4 numbers in 1..99"),
         (["--problems", str(tmp_path / "nope.jsonl"), "--apr", str(checkpoints["apr"])], "no such file"),
         (["--apr", str(checkpoints["apr"])], "--problems"),
         (["--problems", str(problems)], "--apr"),

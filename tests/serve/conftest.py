@@ -9,6 +9,7 @@ import pytest
 from openai import OpenAI
 
 from apr.runtime.embedded import EmbeddedBackend
+from apr.models.trained_range import trained_range
 from apr.serve.app import create_app
 from apr.serve.loading import load_backend
 from tests.loopback import Loopback
@@ -27,7 +28,7 @@ class Served:
 
 def _serve(path: Path):
     backend = load_backend(path, max_slots=8)
-    with Loopback(create_app(backend, NAME)) as server:
+    with Loopback(create_app(backend, NAME, trained=trained_range(path))) as server:
         yield Served(path, backend, server)
 
 

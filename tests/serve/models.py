@@ -10,6 +10,7 @@ numbers: its segments are half as long as a four-number one's, so training takes
 from __future__ import annotations
 
 import functools
+import json
 import random
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from transformers import LlamaForCausalLM
 
 from apr.countdown.search import AprSettings, apr_search
 from apr.models.presets import model_config
+from apr.models.trained_range import META_FILE, TrainedRange
 from apr.threads import Thread
 from apr.tokenizer import encode_segment, load_tokenizer, save_tokenizer
 
@@ -77,4 +79,8 @@ def _memorised() -> LlamaForCausalLM:
 
 
 def save_memorised(path: Path) -> Path:
-    return _save(_memorised(), path)
+    """The memorised model, recording (as ``apr train`` does) the one problem it was trained on."""
+    _save(_memorised(), path)
+    task = TrainedRange.from_prompts([demonstration().prompt])
+    (path / META_FILE).write_text(json.dumps({"task": task.to_dict()}))
+    return path

@@ -69,6 +69,7 @@ def test_openai_backend_against_the_server_writes_the_embedded_tree(served_apr):
     ({"nums": [3, 4], "target": 1000}, "target must be in 10..100"),
     ({"nums": [3, 400], "target": 36}, "numbers must be in 1..99"),
     ({"target": 36}, "nums: Field required"),
+    ({"nums": [3, 23, 11, 5], "target": 36}, "this server's model was trained on 3 numbers in 3..23, targets 36..36"),
 ])
 def test_bad_problems_get_400(served_apr, body, message):
     r = httpx.post(served_apr.server.url + "/apr/solve", json=body)

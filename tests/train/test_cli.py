@@ -20,6 +20,8 @@ def test_cli_trains_and_reports_truncation(sft_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert "sequences are longer than 41 tokens" in result.output and "truncated" in result.output
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    task = json.loads((tmp_path / "run" / "final" / "apr_train.json").read_text())["task"]
+    assert task["counts"] == [4] and 1 <= task["min_number"] <= task["max_number"] <= 40  # read off the prompts
 
 
 def _corrupt(tmp_path):
