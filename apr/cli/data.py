@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from apr.cli.common import fail_cleanly, default_workers
+from apr.data.stats import WINDOWS
 
 app = typer.Typer(no_args_is_help=True, help="Generate Countdown problems, solver demonstrations and SFT data.")
 console = Console(stderr=True)
@@ -108,6 +109,8 @@ def stats(
     traces_file: Path = typer.Argument(..., help="Demonstrations file."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer folder (default: bundled)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers as JSON."),
+    windows: str = typer.Option(",".join(map(str, WINDOWS)), help="Context windows to report the share of traces "
+                                "whose every thread fits (BOS and EOS included), comma-separated."),
 ) -> None:
     """Solver success rate, tokens per trace, longest thread, children per spawn, sequential vs total."""
     from apr.data.io import atomic_write_bytes
@@ -115,13 +118,18 @@ def stats(
     from apr.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
-    result = trace_stats(traces_file, lambda text: len(tok.encode(text, add_special_tokens=False)))
+    try:
+        sizes = [int(w) for w in windows.split(",")]
+    except ValueError:
+        raise ValueError(f"--windows must be comma-separated token counts, got {windows!r}") from None
+    result = trace_stats(traces_file, lambda text: len(tok.encode(text, add_special_tokens=False)), sizes)
     table = Table(title=f"{traces_file} ({result['format']}, {result['traces']} traces)")
     for col in ("metric", "mean", "median", "max"):
         table.add_column(col, justify="right" if col != "metric" else "left")
     table.add_row("solver success rate", f"{result['success_rate']:.1%}", "", "")
     table.add_row("traces that spawn", f"{result['traces_that_spawn']:.1%}", "", "")
-    table.add_row("traces with a thread > 4096 tokens", f"{result['over_4096_tokens']:.1%}", "", "")
+    for window, share in result["fits"].items():
+        table.add_row(f"traces whose threads fit {window} tokens", f"{share:.1%}", "", "")
     for key in ("total_tokens", "sequential_tokens", "longest_thread_tokens", "threads_per_trace",
                 "spawns_per_trace", "children_per_spawn"):
         s = result[key]

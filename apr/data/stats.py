@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from apr.data.io import read_rows, require_fields
 from apr.threads import tree_metrics, unflatten
@@ -16,8 +16,16 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "median": statistics.median(values), "max": max(values)}
 
 
-def trace_stats(traces_path: Path, count_tokens: Callable[[str], int]) -> dict[str, Any]:
-    """Solver success rate and token statistics (total, sequential, longest thread, width)."""
+WINDOWS = (512, 1024, 2048, 4096)
+
+
+def trace_stats(traces_path: Path, count_tokens: Callable[[str], int],
+                windows: Sequence[int] = WINDOWS) -> dict[str, Any]:
+    """Solver success rate and token statistics (total, sequential, longest thread, width).
+
+    ``fits[w]``: the share of traces whose every thread fits a context of ``w`` tokens with BOS
+    and EOS, i.e. what a model with that window can be trained on without cutting anything.
+    """
     rows = read_rows(traces_path)
     require_fields(traces_path, rows, ("format", "threads", "solved"), "traces")
     per: dict[str, list[float]] = {k: [] for k in ("total", "sequential", "longest", "threads", "spawns")}
@@ -44,5 +52,5 @@ def trace_stats(traces_path: Path, count_tokens: Callable[[str], int]) -> dict[s
         "spawns_per_trace": _summary(per["spawns"]),
         "traces_that_spawn": len(widths) / n if n else 0.0,
         "children_per_spawn": _summary(widths),
-        "over_4096_tokens": sum(v > 4096 for v in per["longest"]) / n if n else 0.0,
+        "fits": {str(w): sum(v + 2 <= w for v in per["longest"]) / n if n else 0.0 for w in windows},
     }

@@ -181,3 +181,16 @@ def test_root_last_segments_keep_only_the_answer_after_the_join(problems_dir, tm
             expected.append(root[-1])
     assert last == expected and len(last) > 0
     assert all("<Sub Searches>" in r["prompt"] and "<Calling Sub Searches>" not in r["prompt"] for r in last)
+
+
+def test_stats_report_the_share_of_traces_whose_threads_fit_each_window(problems_dir, tmp_path):
+    from apr.data.stats import trace_stats
+    from apr.threads import tree_metrics, unflatten
+
+    out = tmp_path / "apr.jsonl"
+    generate_traces(problems_dir / "train.jsonl", out, TraceSettings("apr"), seed=1, limit=60)
+    count = len  # characters stand in for tokens: the arithmetic is the same
+    stats = trace_stats(out, count, windows=(300, 1000, 10**6))
+    longest = [tree_metrics(unflatten(r["threads"]), count).longest_context for r in read_rows(out)]
+    assert stats["fits"] == {str(w): sum(n + 2 <= w for n in longest) / len(longest) for w in (300, 1000, 10**6)}
+    assert stats["fits"]["300"] <= stats["fits"]["1000"] < stats["fits"]["1000000"] == 1.0
