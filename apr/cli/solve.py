@@ -206,6 +206,9 @@ def _report(result: SolveResult, source: str, count: TokenCounter, show_text: bo
     else:
         note = "" if result.solvable else " (and the problem has no solution)"
         console.print(f"[bold red]no valid answer[/]: {escape(str(result.verdict))}{note}")
+        if result.lost_at_join is not None:
+            console.print(f"[bold yellow]lost at the join[/]: thread {result.lost_at_join} found a verified answer, "
+                          "but the root did not carry it into its own")
 
 
 def _extra(result: SolveResult) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from apr import grammar as g
 from apr.countdown.problems import Problem, ProblemSpec, make_problem
 from apr.countdown.rules import is_solvable
-from apr.countdown.verifier import Verdict, verify_trace
+from apr.countdown.verifier import Verdict, verify_child, verify_trace
 from apr.runtime.backend import Backend
 from apr.runtime.orchestrator import SolveConfig, asolve, runtime_metrics
 from apr.threads import Thread
@@ -48,6 +48,9 @@ class SolveResult:
     tree: Thread
     verdict: Verdict  # of the root's final answer against the original problem
     solvable: bool  # whether an exhaustive search finds any solution
+    # When the root's answer fails: the first thread below it whose answer verifies for the whole
+    # problem, i.e. the answer was lost at the join (the model's commonest failure).
+    lost_at_join: str | None = None
 
     @property
     def expression(self) -> str | None:
@@ -59,15 +62,18 @@ class SolveResult:
             "nums": list(self.problem.nums), "target": self.problem.target, "prompt": self.tree.prompt,
             "verified": v.ok, "answer": g.answer_path(self.tree.context()), "operations": list(v.operations),
             "expression": self.expression, "failure": None if v.ok else v.failure.value,
-            "failure_detail": None if v.ok else str(v), "solvable": self.solvable,
+            "failure_detail": None if v.ok else str(v), "solvable": self.solvable, "lost_at_join": self.lost_at_join,
             "metrics": runtime_metrics(self.tree).to_dict(), "tree": self.tree.to_dict(),
         }
 
 
 def judge(problem: Problem, tree: Thread) -> SolveResult:
     """Verify a finished tree's final answer (the root's) against the problem."""
-    verdict = verify_trace(tree.context(), list(problem.nums), problem.target)
-    return SolveResult(problem, tree, verdict, is_solvable(problem.nums, problem.target))
+    nums, target = list(problem.nums), problem.target
+    verdict = verify_trace(tree.context(), nums, target)
+    lost = None if verdict.ok else next(
+        (t.id for t in tree.walk() if t is not tree and verify_child(t.context(), nums, target).ok), None)
+    return SolveResult(problem, tree, verdict, is_solvable(nums, target), lost)
 
 
 async def solve_problem(problem: Problem, backend: Backend, config: SolveConfig,
