@@ -12,6 +12,20 @@ app = typer.Typer(
 )
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"apr {version('apr')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                            help="Print the version and exit.")) -> None:
+    """Adaptive Parallel Reasoning: data, training, fork-join inference, evaluation and serving."""
+
+
 def _register() -> None:
     # Imported here so that `apr --help` stays fast and each stage owns its own module.
     from apr.cli import ask, data, serve, solve, train

@@ -48,13 +48,17 @@ def eval_cmd(
     apr: Optional[str] = typer.Option(None, help="APR checkpoint folder (with --backend-url: the served model name)."),
     sosp: Optional[str] = typer.Option(None, help="SoS+ checkpoint folder (with --backend-url: the served model "
                                        "name)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder. [default: docs/results]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (required unless a --preset "
+                                       "names one)."),
     preset: Optional[str] = typer.Option(None, help=f"Defaults for a known run: {', '.join(PRESETS)}. "
                                          "Options given explicitly override it."),
     sub_call_budgets: Optional[str] = typer.Option(None, help="APR: Sub Call Budget prompt prefixes to sweep, "
                                                    "e.g. 0,2,4,6,8,10 (the unconditioned run is always included)."),
     max_children: Optional[str] = typer.Option(None, help="APR: caps on the children the runtime runs per spawn, "
                                                "e.g. 1,2,4 (the rest are answered No Solution)."),
+    max_depth: Optional[int] = typer.Option(None, min=1, help="APR: spawn nesting the runtime allows (1: only the "
+                                            "root spawns, the paper; 2 for models trained on depth-2 trees). "
+                                            "[default: 1]"),
     token_budgets: Optional[str] = typer.Option(None, help="SoS+: Token Budget prompt prefixes, e.g. 1024,4096."),
     sosp_samples: Optional[str] = typer.Option(None, help="SoS+: samples per problem, one setting each, e.g. 1,8 "
                                                "(pass@n and cons@n for every n up to each). [default: 1]"),
@@ -88,6 +92,8 @@ def eval_cmd(
     opt = {**base, **given}
     if "problems" not in opt:
         raise typer.BadParameter("give --problems (or a --preset)", param_hint="--problems")
+    if "out" not in opt:
+        raise typer.BadParameter("give --out, the folder for the report, samples and figures", param_hint="--out")
     models = {fmt: opt[fmt] for fmt in ("apr", "sosp") if fmt in opt}
     if not models:
         raise typer.BadParameter("give --apr and/or --sosp (or a --preset)", param_hint="--apr")
@@ -95,8 +101,9 @@ def eval_cmd(
                      sub_call_budgets=_numbers(opt.get("sub_call_budgets"), "--sub-call-budgets", int),
                      max_children=_numbers(opt.get("max_children"), "--max-children", int),
                      token_budgets=_numbers(opt.get("token_budgets"), "--token-budgets", int),
-                     sosp_samples=_numbers(opt.get("sosp_samples", "1"), "--sosp-samples", int) or [1])
-    config = EvalConfig(problems=Path(opt["problems"]), out=Path(opt.get("out", "docs/results")),
+                     sosp_samples=_numbers(opt.get("sosp_samples", "1"), "--sosp-samples", int) or [1],
+                     max_depth=opt.get("max_depth", 1))
+    config = EvalConfig(problems=Path(opt["problems"]), out=Path(opt["out"]),
                         settings=tuple(settings), models=models, backend_url=opt.get("backend_url"),
                         tokenizer=opt.get("tokenizer"), context_length=opt.get("context_length"),
                         limit=opt.get("limit"), seed=seed, concurrency=opt.get("concurrency", 1),

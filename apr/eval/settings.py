@@ -28,6 +28,7 @@ class Setting:
     samples: int = 1  # per problem, for pass@n / cons@n
     budget: int | None = None  # prompt conditioning: Sub Call Budget (APR) or Token Budget (SoS+)
     max_children: int | None = None  # APR only: children the runtime runs per spawn (others: No Solution)
+    max_depth: int = 1  # APR only: spawn nesting the runtime allows (1: only the root spawns, the paper)
 
     def __post_init__(self) -> None:
         if self.fmt not in ("apr", "sosp"):
@@ -40,6 +41,8 @@ class Setting:
             raise ValueError(f"a budget must be >= 0, got {self.budget}")
         if self.max_children is not None and (self.fmt != "apr" or self.max_children < 0):
             raise ValueError("max_children is a non-negative cap on APR children")
+        if self.max_depth < 1 or (self.fmt != "apr" and self.max_depth != 1):
+            raise ValueError("max_depth is an APR setting, at least 1")
 
     @property
     def name(self) -> str:
@@ -48,6 +51,8 @@ class Setting:
             parts.append(f"{'scb' if self.fmt == 'apr' else 'tb'}{self.budget}")
         if self.max_children is not None:
             parts.append(f"max{self.max_children}")
+        if self.max_depth != 1:
+            parts.append(f"d{self.max_depth}")
         if self.samples > 1:
             parts.append(f"n{self.samples}")
         parts.append(f"t{self.temperature:g}")
@@ -62,6 +67,8 @@ class Setting:
             bits.append(f"{'Sub Call' if self.fmt == 'apr' else 'Token'} Budget {self.budget}")
         if self.max_children is not None:
             bits.append(f"child cap {self.max_children}")
+        if self.max_depth != 1:
+            bits.append(f"depth {self.max_depth}")
         if self.samples > 1:
             bits.append(f"{self.samples} samples")
         bits.append(f"T={self.temperature:g}")
@@ -74,26 +81,29 @@ class Setting:
         return g.sosp_prompt(problem.target, nums, token_budget=self.budget)
 
     def solve_config(self, seed: int, max_tokens: int) -> SolveConfig:
-        """SoS+ never spawns (max_depth 0); APR spawns from the root only, as in the paper."""
-        limits = Limits(max_depth=1 if self.fmt == "apr" else 0,
+        """SoS+ never spawns (max_depth 0); APR spawns to ``max_depth`` (the paper: 1, the root only)."""
+        limits = Limits(max_depth=self.max_depth if self.fmt == "apr" else 0,
                         max_children=DEFAULT_MAX_CHILDREN if self.max_children is None else self.max_children)
         return SolveConfig(sampling=SamplingParams(temperature=self.temperature, max_tokens=max_tokens, seed=seed),
                            limits=limits)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"name": self.name}
+        d = asdict(self) | {"name": self.name}
+        if self.max_depth == 1:  # records written before max_depth existed stay resumable
+            del d["max_depth"]
+        return d
 
 
 def sweep(formats: Sequence[Format], temperatures: Sequence[float], sub_call_budgets: Sequence[int] = (),
           max_children: Sequence[int] = (), token_budgets: Sequence[int] = (),
-          sosp_samples: Sequence[int] = (1,)) -> list[Setting]:
+          sosp_samples: Sequence[int] = (1,), max_depth: int = 1) -> list[Setting]:
     """Every setting of a sweep: unconditioned runs always, plus one per budget / cap / sample count."""
     out: list[Setting] = []
     for t in temperatures:
         if "apr" in formats:
-            out.append(Setting("apr", t))
-            out += [Setting("apr", t, budget=b) for b in sub_call_budgets]
-            out += [Setting("apr", t, max_children=c) for c in max_children]
+            out.append(Setting("apr", t, max_depth=max_depth))
+            out += [Setting("apr", t, budget=b, max_depth=max_depth) for b in sub_call_budgets]
+            out += [Setting("apr", t, max_children=c, max_depth=max_depth) for c in max_children]
         if "sosp" in formats:
             for n in sosp_samples:
                 out += [Setting("sosp", t, samples=n, budget=b) for b in [None, *token_budgets]]

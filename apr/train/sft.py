@@ -222,6 +222,10 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     autocast = partial(torch.autocast, accelerator.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
     out, main = Path(c.out), accelerator.is_main_process
+    accelerator.print(f"apr train sft: {c.preset} model on {', '.join(c.data)} -> {out}; checking the data")
+    if c.max_steps is not None and c.max_steps <= c.warmup_steps:
+        accelerator.print(f"warning: --max-steps {c.max_steps} ends inside the {c.warmup_steps}-step warmup: the "
+                          "learning rate never reaches its peak; lower --warmup-steps")
     if c.resume and (out / ckpt.FINAL).exists():
         accelerator.print(f"{out / ckpt.FINAL} exists: the run already finished")
         return out / ckpt.FINAL
@@ -326,6 +330,9 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         if on_step is not None:
             on_step(step, accelerator.unwrap_model(model))
     bar.close()
+    if step < c.warmup_steps:
+        accelerator.print(f"warning: the run ended inside its warmup (step {step} of {c.warmup_steps}): the learning "
+                          "rate never reached its peak; give a larger budget or fewer --warmup-steps")
     save(out / ckpt.FINAL, with_state=False)
     accelerator.end_training()
     return out / ckpt.FINAL

@@ -51,3 +51,10 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
 def test_unknown_option_is_rejected(tmp_path):
     r = apr("data", "problems", "--out", "x", "--colour", "red", cwd=tmp_path)
     assert r.returncode == 2 and "No such option" in r.stderr
+
+
+def test_version(tmp_path):
+    from importlib.metadata import version
+
+    r = apr("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"apr {version('apr')}"

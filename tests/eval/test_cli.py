@@ -72,6 +72,8 @@ def test_clean_errors(tmp_path, checkpoints):
         (["--problems", str(problems), "--apr", str(checkpoints["apr"]), "--sub-call-budgets", "2,x"],
          "comma-separated"),
     ]
+    no_out = run("--problems", str(problems), "--apr", str(checkpoints["apr"]))
+    assert no_out.exit_code == 2 and "give --out" in no_out.text  # never a silent write into ./docs/results
     for args, message in cases:
         result = run(*args, "--out", str(tmp_path / "o"))
         assert result.exit_code == 2, (args, result.output)

@@ -94,3 +94,14 @@ def _walk(tree: dict):
     for group in tree.get("spawns", []):
         for child in group:
             yield from _walk(child)
+
+
+def test_depth_two_apr_settings_let_children_spawn_and_are_named_apart():
+    from apr.eval.settings import Setting, sweep
+
+    paper, deep = sweep(["apr"], [0.0]), sweep(["apr"], [0.0], max_depth=2)
+    assert paper[0].solve_config(0, 64).limits.max_depth == 1 and "max_depth" not in paper[0].to_dict()
+    assert deep[0].solve_config(0, 64).limits.max_depth == 2 and deep[0].name == "apr-d2-t0"
+    assert "depth 2" in deep[0].label
+    with pytest.raises(ValueError, match="max_depth"):
+        Setting("sosp", max_depth=2)

@@ -19,6 +19,9 @@ def test_cli_trains_and_reports_truncation(sft_file, tmp_path):
     result = _run("-d", sft_file, "-o", tmp_path / "run", *TINY, "--context-length", "40", "--truncate")
     assert result.exit_code == 0, result.output
     assert "sequences are longer than 41 tokens" in result.output and "truncated" in result.output
+    assert result.output.startswith("apr train sft: tiny model on ")  # a first line before any slow step
+    assert "ends inside the 100-step warmup" in result.output and "ended inside its warmup (step 2 of 100)" \
+        in " ".join(result.output.split())
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
     task = json.loads((tmp_path / "run" / "final" / "apr_train.json").read_text())["task"]
     assert task["counts"] == [4] and 1 <= task["min_number"] <= task["max_number"] <= 40  # read off the prompts
