@@ -149,11 +149,11 @@ def main() -> None:
     parser.add_argument("--after", type=int, default=64, help="tokens the parent decodes after the join")
     parser.add_argument("--join-parent", type=int, default=1000, help="parent tokens for the join measurement")
     parser.add_argument("--rounds", type=int, default=2, help="tree runs per system, interleaved; the best counts")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--cpu-threads", "--threads", type=int, default=1,
                         help="torch threads; on a shared machine 2 threads spin-wait against other jobs and run "
                              "up to ~50x slower than 1 (measured), so 1 is the default")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.cpu_threads)
     tok = load_tokenizer()
     model = benchmark_model(tok, args.hidden, args.layers)
     prompt, child_prompts, join = eight_child_demo()

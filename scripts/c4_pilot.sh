@@ -26,4 +26,4 @@ for f in apr sosp; do
 done
 wait
 apr eval -p $D/val.jsonl --apr runs/c4-apr-$TAG/final --sosp runs/c4-sosp-$TAG/final --max-depth 2 \
-    --limit "$LIMIT" --concurrency 8 -o runs/c4-eval-$TAG --threads 2
+    --limit "$LIMIT" --concurrency 8 -o runs/c4-eval-$TAG --cpu-threads 2

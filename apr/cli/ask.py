@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from apr.cli.common import served_model_name_option
 from apr.prompted.client import ChatClient, ClientConfig, PromptedError
 from apr.prompted.evaluate import EvalItem, compare, load_items, run_eval
 from apr.prompted.orchestrator import AskConfig, Mode, Result, ask as ask_once
@@ -29,10 +30,10 @@ def ask(
         "run every question sequentially and in --mode, and compare."),
     mode: Mode = typer.Option(Mode.parallel, help="parallel: plan, fork, join. sequential: one call. "
                               "vote: self-consistency over --votes samples."),
-    model: Optional[str] = typer.Option(None, envvar="APR_MODEL",
-                                        help="Model name; default: the server's only model."),
-    base_url: Optional[str] = typer.Option(None, envvar="OPENAI_BASE_URL",
-                                           help="OpenAI-compatible API root, e.g. http://localhost:8000/v1."),
+    model: Optional[str] = served_model_name_option("--model", envvar="APR_MODEL"),
+    base_url: Optional[str] = typer.Option(None, "--backend-url", "--base-url", envvar="OPENAI_BASE_URL",
+                                           help="The OpenAI-compatible /v1 server the model runs on, e.g. "
+                                                "http://localhost:8000/v1."),
     api_key: Optional[str] = typer.Option(None, envvar="OPENAI_API_KEY", show_default=False,
                                           help="API key; default EMPTY (local servers accept any)."),
     max_threads: int = typer.Option(4, min=1, help="Model calls in flight at once."),

@@ -1,9 +1,12 @@
-"""What every CLI command shares: clean error reporting and sensible defaults."""
+"""What every CLI command shares: clean error reporting, sensible defaults, and the options that
+mean the same thing in several commands, defined once so they are spelled the same everywhere.
+Older spellings stay accepted as aliases (``--threads``, ``--max-batch``, ``--base-url``...)."""
 
 from __future__ import annotations
 
 import functools
 import os
+from enum import Enum
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -35,3 +38,48 @@ def fail_cleanly(fn: F) -> F:
 
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+class Precision(str, Enum):
+    """Number format of weights (inference) or of the autocast (training)."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+    @property
+    def torch_name(self) -> str:
+        return {"fp32": "float32", "bf16": "bfloat16"}[self.value]
+
+
+def cpu_threads_option() -> Any:
+    return typer.Option(None, "--cpu-threads", "--threads", min=1,
+                        help="torch CPU threads for this process; default: torch's choice. On a busy machine 1 is "
+                             "often much faster for small models.")
+
+
+def max_slots_option(default: int = 32) -> Any:
+    return typer.Option(default, "--max-slots", "--max-batch", min=1,
+                        help="Embedded engine: sequences decoded together (KV cache rows); more wait for a free row.")
+
+
+def backend_url_option(what: str = "the embedded engine") -> Any:
+    return typer.Option(None, "--backend-url", "--base-url", "--server-url",
+                        help=f"An OpenAI-compatible /v1 server (apr serve, vLLM, SGLang, llama.cpp) instead of {what}, "
+                             "e.g. http://127.0.0.1:8000/v1.")
+
+
+def served_model_name_option(*aliases: str, envvar: str | None = None) -> Any:
+    return typer.Option(None, "--served-model-name", *aliases, envvar=envvar,
+                        help="Model name on the server; default: its only model.")
+
+
+def progress_option() -> Any:
+    return typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Apply --cpu-threads (torch is imported here: importing it takes seconds)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)

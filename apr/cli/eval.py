@@ -7,6 +7,7 @@ settings are done it only rewrites the summary, report and figures.
 from __future__ import annotations
 
 import shlex
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apr.cli.common import fail_cleanly
+from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
+                            progress_option, set_cpu_threads)
 from apr.eval.settings import EvalConfig, sweep
 
 console = Console()
@@ -68,19 +70,18 @@ def eval_cmd(
     concurrency: Optional[int] = typer.Option(None, min=1, help="Problems in flight at once (all samples of a "
                                               "problem run together). 1 measures latency; more gives throughput. "
                                               "[default: 1]"),
-    max_batch: int = typer.Option(32, min=1, help="Embedded engine: sequences decoded per step."),
-    dtype: Optional[str] = typer.Option(None, help="Embedded engine weights: float32 or bfloat16 (faster on CPUs "
-                                        "with AMX/AVX512-BF16). [default: float32]"),
+    max_slots: int = max_slots_option(),
+    dtype: Optional[Precision] = typer.Option(None, help="Embedded engine weights: fp32, or bf16 (faster on CPUs "
+                                              "with AMX/AVX512-BF16). [default: fp32]"),
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Tokens per LM call. [default: the model's context]"),
-    backend_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible /v1 server instead of the "
-                                              "embedded engine, e.g. http://localhost:8000/v1."),
+    backend_url: Optional[str] = backend_url_option(),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder. [default: the checkpoint's, else the "
                                             "bundled one]"),
     context_length: Optional[int] = typer.Option(None, min=2, help="Served models: the server's context window. "
                                                  "[default: the local checkpoint's]"),
-    threads: Optional[int] = typer.Option(None, min=1, help="Torch CPU threads. On a machine shared with other "
-                                          "jobs, 1 avoids thread oversubscription. [default: torch's]"),
+    cpu_threads: Optional[int] = cpu_threads_option(),
     fresh: bool = typer.Option(False, help="Discard earlier results of these settings instead of resuming."),
+    progress: bool = progress_option(),
 ) -> None:
     """Evaluate APR and/or SoS+ checkpoints on a problems file: accuracy, tokens, latency, figures."""
     base: dict[str, Any] = {}
@@ -107,14 +108,11 @@ def eval_cmd(
                         settings=tuple(settings), models=models, backend_url=opt.get("backend_url"),
                         tokenizer=opt.get("tokenizer"), context_length=opt.get("context_length"),
                         limit=opt.get("limit"), seed=seed, concurrency=opt.get("concurrency", 1),
-                        max_batch=max_batch, dtype=opt.get("dtype", "float32"),
-                        max_tokens=opt.get("max_tokens"), fresh=fresh)
-    import torch  # torch and the runtime load only once the options are valid
+                        max_batch=max_slots, dtype=Precision(opt.get("dtype", "fp32")).torch_name,
+                        max_tokens=opt.get("max_tokens"), fresh=fresh, progress=progress)
+    from apr.eval.harness import evaluate  # torch and the runtime load only once the options are valid
 
-    from apr.eval.harness import evaluate
-
-    if opt.get("threads"):
-        torch.set_num_threads(opt["threads"])
+    set_cpu_threads(opt.get("cpu_threads"))
     _print(evaluate(config, _command(opt)), config.out)
 
 
@@ -122,9 +120,9 @@ def _command(opt: dict[str, Any]) -> str:
     """The full command line that reproduces this run, presets expanded."""
     args = ["apr", "eval"]
     for key, value in opt.items():
-        if key in ("preset", "fresh") or value is False:
+        if key in ("preset", "fresh", "progress") or value is False:
             continue
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        args += [f"--{key.replace('_', '-')}", str(value.value if isinstance(value, Enum) else value)]
     return shlex.join(args)
 
 

@@ -9,13 +9,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from apr.cli.common import fail_cleanly
+from apr.cli.common import cpu_threads_option, fail_cleanly, max_slots_option
 from apr.serve.guard import ServePolicy
 from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
 
 console = Console(stderr=True)
 CAPS = ServePolicy().solve_caps
-THREADS_HELP = "torch CPU threads; default: torch's choice. On a busy machine 1 is often much faster."
 
 
 @fail_cleanly
@@ -24,10 +23,9 @@ def serve(
                                          f"final/). Default: the bundled {DEFAULT_MODEL.name} model."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; 0.0.0.0 exposes the server to the network."),
     port: int = typer.Option(8000, min=1, max=65535),
-    max_slots: int = typer.Option(32, min=1, help="Sequences decoded together (KV cache rows); "
-                                  "more requests queue for a free row."),
+    max_slots: int = max_slots_option(),
     served_model_name: str = typer.Option("apr", help="Model name in /v1/models and requests."),
-    cpu_threads: Optional[int] = typer.Option(None, min=1, help=THREADS_HELP),
+    cpu_threads: Optional[int] = cpu_threads_option(),
     api_key: Optional[str] = typer.Option(None, envvar="APR_API_KEY", help="Require 'Authorization: Bearer KEY' "
                                           "on /v1 routes (as vLLM's --api-key)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Serve only requests whose Host header is "

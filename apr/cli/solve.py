@@ -22,8 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from apr.cli.common import fail_cleanly
-from apr.cli.serve import THREADS_HELP
+from apr.cli.common import backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option, served_model_name_option
 from apr.countdown.problems import Problem
 from apr.grammar import answer_path
 from apr.runtime.backend import Backend, SamplingParams
@@ -57,9 +56,8 @@ def solve(
                                        help="The target, then the numbers to combine, e.g. 27 22 26 31 53."),
     model: Optional[Path] = typer.Option(None, "--model", help=f"Checkpoint directory (or a training run with "
                                          f"final/). Default: the bundled {DEFAULT_MODEL.name} model."),
-    backend_url: Optional[str] = typer.Option(None, help="Use this OpenAI-compatible server (e.g. "
-                                              "http://127.0.0.1:8000/v1 from apr serve) instead of the embedded engine."),
-    served_model_name: Optional[str] = typer.Option(None, help="Model name on --backend-url; default: its only model."),
+    backend_url: Optional[str] = backend_url_option(),
+    served_model_name: Optional[str] = served_model_name_option(),
     symbolic: bool = typer.Option(False, help="Run the symbolic APR solver instead of a model."),
     sub_call_budget: Optional[int] = typer.Option(None, min=0, help="Prefix the prompt with 'Sub Call Budget: N ' "
                                                   "(--symbolic: the parent's beam, i.e. children per spawn)."),
@@ -71,8 +69,8 @@ def solve(
     max_spawns: int = typer.Option(Limits.max_spawns, min=0, help="Spawns per thread."),
     max_total_tokens: int = typer.Option(Limits.max_total_tokens, min=1, help="Decoded tokens, all threads together."),
     timeout: Optional[float] = typer.Option(None, min=0.1, help="Wall-clock seconds for the whole tree."),
-    max_slots: int = typer.Option(32, min=1, help="Embedded engine: sequences decoded together."),
-    cpu_threads: Optional[int] = typer.Option(None, min=1, help=THREADS_HELP),
+    max_slots: int = max_slots_option(),
+    cpu_threads: Optional[int] = cpu_threads_option(),
     show_text: bool = typer.Option(False, help="Print every thread's text in the tree."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result and thread tree as JSON here."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML view of the tree here."),

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from apr.cli.common import fail_cleanly
+from apr.cli.common import Precision, cpu_threads_option, fail_cleanly, progress_option, set_cpu_threads
 from apr.cli.train_grpo import grpo
 
 app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on SoS+/APR thread data.")
@@ -57,7 +57,7 @@ def sft(
     max_grad_norm: float = typer.Option(_default("max_grad_norm"), help="Gradient clipping norm."),
     max_steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
     max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget; the lr decays over it."),
-    precision: str = typer.Option(_default("precision"), help="bf16 (autocast) or fp32."),
+    precision: Precision = typer.Option(_default("precision"), help="bf16 (autocast) or fp32."),
     eval_every: int = typer.Option(_default("eval_every"), help="Steps between validation passes."),
     eval_tokens: int = typer.Option(_default("eval_tokens"), help="Validation tokens per pass."),
     save_every: int = typer.Option(_default("save_every"), help="Steps between checkpoints."),
@@ -65,7 +65,8 @@ def sft(
     log_every: int = typer.Option(_default("log_every"), help="Steps between metrics.jsonl records."),
     seed: int = typer.Option(_default("seed"), help="Seeds the init and the data order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = progress_option(),
+    cpu_threads: Optional[int] = cpu_threads_option(),
 ) -> None:
     """Train a Llama model from scratch on SFT rows (BOS + prompt + completion + EOS)."""
     from apr.train.config import SFTConfig
@@ -80,10 +81,11 @@ def sft(
         long_policy="truncate" if truncate else "drop" if drop_long else "error",
         tokens_per_batch=tokens_per_batch, grad_accum=grad_accum, lr=lr, min_lr_ratio=min_lr_ratio,
         warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm, max_steps=max_steps,
-        max_minutes=max_minutes, precision=precision,  # type: ignore[arg-type]
+        max_minutes=max_minutes, precision=precision.value,  # type: ignore[arg-type]
         eval_every=eval_every, eval_tokens=eval_tokens, save_every=save_every, keep_checkpoints=keep_checkpoints,
         log_every=log_every, seed=seed, resume=resume, progress=progress,
     )
+    set_cpu_threads(cpu_threads)
     path = train_sft(config)
     if os.environ.get("RANK", "0") == "0":  # one line per run, not per process
         typer.echo(f"final checkpoint: {path}")

@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from apr.cli.common import fail_cleanly
+from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
+                            progress_option, set_cpu_threads)
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
 from apr.runtime.limits import Limits
@@ -28,15 +29,19 @@ def grpo(
     val_problems: Optional[Path] = typer.Option(None, help="Held-out problems for greedy validation."),
     val_size: int = typer.Option(_default(GRPOConfig, "val_size"), help="Validate on the first N held-out problems."),
     prompts_per_step: int = typer.Option(_default(GRPOConfig, "prompts_per_step"), help="Problems per rollout batch."),
-    group_size: int = typer.Option(_default(GRPOConfig, "group_size"), help="Rollouts per problem."),
+    group_size: int = typer.Option(_default(GRPOConfig, "group_size"), "--num-generations", "--group-size",
+                                   help="Rollouts per problem (TRL's num_generations)."),
     temperature: float = typer.Option(_default(GRPOConfig, "temperature"),
                                       help="Rollout temperature; the policy trained is softmax(logits / T)."),
-    steps: int = typer.Option(_default(GRPOConfig, "steps"), help="Rollout batches."),
-    inner_steps: int = typer.Option(_default(GRPOConfig, "inner_steps"), help="Optimizer steps per rollout batch."),
+    steps: int = typer.Option(_default(GRPOConfig, "steps"), "--max-steps", "--steps", help="Rollout batches."),
+    inner_steps: int = typer.Option(_default(GRPOConfig, "inner_steps"), "--num-iterations", "--inner-steps",
+                                    help="Optimizer steps per rollout batch (TRL's num_iterations)."),
     lr: float = typer.Option(_default(GRPOConfig, "lr"), help="AdamW learning rate (constant)."),
     weight_decay: float = typer.Option(_default(GRPOConfig, "weight_decay"), help="AdamW weight decay."),
-    clip: float = typer.Option(_default(GRPOConfig, "clip"), help="PPO ratio clip."),
-    kl_beta: float = typer.Option(_default(GRPOConfig, "kl_beta"), help="k3 KL coefficient (0 = no reference model)."),
+    clip: float = typer.Option(_default(GRPOConfig, "clip"), "--epsilon", "--clip",
+                               help="PPO ratio clip (TRL's epsilon)."),
+    kl_beta: float = typer.Option(_default(GRPOConfig, "kl_beta"), "--beta", "--kl-beta",
+                                  help="k3 KL coefficient, 0 = no reference model (TRL's beta)."),
     advantage: str = typer.Option(_default(GRPOConfig, "advantage"), help="std (group-normalised, paper) or mean."),
     join_samples: int = typer.Option(_default(GRPOConfig, "join_samples"),
                                      help="Extra root continuations sampled per post-join state whose children "
@@ -45,7 +50,7 @@ def grpo(
                                       help="Loss weight of one such group, in episodes."),
     max_grad_norm: float = typer.Option(_default(GRPOConfig, "max_grad_norm"), help="Gradient clipping norm."),
     tokens_per_batch: int = typer.Option(_default(GRPOConfig, "tokens_per_batch"), help="Padded tokens per micro-batch."),
-    precision: str = typer.Option(_default(GRPOConfig, "precision"), help="bf16 (autocast, fp32 weights) or fp32."),
+    precision: Precision = typer.Option(_default(GRPOConfig, "precision"), help="bf16 (autocast, fp32 weights) or fp32."),
     efficiency: float = typer.Option(_default(Rewards, "efficiency"), help="Parallelism bonus factor (correct answers only)."),
     efficiency_clip: float = typer.Option(_default(Rewards, "efficiency_clip"), help="Cap on the parallelism bonus."),
     thread_penalty: float = typer.Option(_default(Rewards, "thread_penalty"), help="Reward cost per child thread."),
@@ -54,18 +59,21 @@ def grpo(
     max_children: int = typer.Option(_default(Limits, "max_children"), help="Children run per spawn."),
     max_total_tokens: int = typer.Option(_default(Limits, "max_total_tokens"), help="Decoded tokens per episode."),
     max_tokens: int = typer.Option(_default(GRPOConfig, "max_tokens"), help="Decoded tokens per LM call."),
-    backend: str = typer.Option(_default(GRPOConfig, "backend"), help="embedded (in-process engine) or server."),
-    server_url: Optional[str] = typer.Option(None, help="SGLang OpenAI-compatible base URL, for --backend server."),
-    server_model: str = typer.Option(_default(GRPOConfig, "server_model"), help="Model name the server serves."),
-    max_slots: int = typer.Option(_default(GRPOConfig, "max_slots"), help="Embedded engine: sequences decoded together."),
-    rollout_dtype: str = typer.Option(_default(GRPOConfig, "rollout_dtype"), help="Embedded engine weights: bf16 or fp32."),
+    server_url: Optional[str] = backend_url_option("the embedded engine for rollouts (SGLang: weights synced in "
+                                                   "place)"),
+    server_model: str = typer.Option(_default(GRPOConfig, "server_model"), "--served-model-name", "--server-model",
+                                     help="Model name on --backend-url."),
+    max_slots: int = max_slots_option(_default(GRPOConfig, "max_slots")),
+    rollout_dtype: Precision = typer.Option(_default(GRPOConfig, "rollout_dtype"),
+                                            help="Embedded engine weights: bf16 or fp32."),
     val_every: int = typer.Option(_default(GRPOConfig, "val_every"), help="Steps between validations."),
     save_every: int = typer.Option(_default(GRPOConfig, "save_every"), help="Steps between checkpoints."),
     keep_checkpoints: int = typer.Option(_default(GRPOConfig, "keep_checkpoints"), help="Checkpoints kept for resume."),
     max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget: stop after the step that crosses it."),
     seed: int = typer.Option(_default(GRPOConfig, "seed"), help="Seeds problem order and sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = progress_option(),
+    cpu_threads: Optional[int] = cpu_threads_option(),
 ) -> None:
     """Reinforce an APR model with GRPO: every thread of an episode shares the episode's advantage."""
     from apr.rl.grpo import train_grpo
@@ -77,11 +85,13 @@ def grpo(
         inner_steps=inner_steps, lr=lr,
         weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage,  # type: ignore[arg-type]
         join_samples=join_samples, join_weight=join_weight,
-        max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision,  # type: ignore[arg-type]
+        max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision.value,  # type: ignore[arg-type]
         rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),
         sub_call_budget=sub_call_budget, limits=Limits(max_children=max_children, max_total_tokens=max_total_tokens),
-        max_tokens=max_tokens, backend=backend, server_url=server_url, server_model=server_model,  # type: ignore[arg-type]
-        max_slots=max_slots, rollout_dtype=rollout_dtype, val_every=val_every, save_every=save_every,  # type: ignore[arg-type]
+        max_tokens=max_tokens, backend="server" if server_url else "embedded", server_url=server_url,
+        server_model=server_model, max_slots=max_slots, rollout_dtype=rollout_dtype.value,  # type: ignore[arg-type]
+        val_every=val_every, save_every=save_every,
         keep_checkpoints=keep_checkpoints, max_minutes=max_minutes, seed=seed, resume=resume, progress=progress,
     )
+    set_cpu_threads(cpu_threads)
     typer.echo(f"final checkpoint: {train_grpo(config)}")

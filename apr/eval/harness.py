@@ -49,7 +49,8 @@ async def run_all(config: EvalConfig, problems: list[Problem], models: dict[str,
                                "max_batch": config.max_batch, "dtype": config.dtype,
                                "max_tokens": config.max_tokens}, config.fresh)
             rows[setting.name] = await run_setting(setting, problems, model, store, done, seed=config.seed,
-                                                   concurrency=config.concurrency, max_tokens=config.max_tokens)
+                                                   concurrency=config.concurrency, max_tokens=config.max_tokens,
+                                                   progress=config.progress)
     finally:
         for model in models.values():
             if model.served:

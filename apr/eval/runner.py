@@ -80,7 +80,8 @@ def problem_record(problem: Problem, index: int, roots: list[Thread], model: Mod
 
 
 async def run_setting(setting: Setting, problems: list[Problem], model: Model, store: RecordFile,
-                      done: dict[str, Row], *, seed: int, concurrency: int, max_tokens: int | None) -> list[Row]:
+                      done: dict[str, Row], *, seed: int, concurrency: int, max_tokens: int | None,
+                      progress: bool = True) -> list[Row]:
     """Run the problems not in ``done``; return every problem's record in problem order.
 
     Sample k of the problem at position i draws its seeds from ``(seed, i * samples + k)``, so a
@@ -92,7 +93,7 @@ async def run_setting(setting: Setting, problems: list[Problem], model: Model, s
                f"running {len(todo)}")
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=setting.name, unit="problem",
-               dynamic_ncols=True, disable=None)
+               dynamic_ncols=True, disable=None if progress else True)
     last = time.perf_counter()  # runner_s: time since the previous problem finished (sums to the wall clock)
 
     async def one(i: int, problem: Problem) -> None:

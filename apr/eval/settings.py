@@ -130,6 +130,7 @@ class EvalConfig:
     dtype: str = "float32"  # embedded engine weights: float32 or bfloat16
     max_tokens: int | None = None  # per LM call; None: the model's context
     fresh: bool = False  # discard earlier results of these settings instead of resuming
+    progress: bool = True  # progress bars (never part of what a resumed run must match)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.max_batch < 1:

@@ -100,10 +100,10 @@ def test_problems_per_step_cycle_through_seeded_epochs():
 @pytest.mark.parametrize("flags,message", [
     (["--group-size", "1"], "group_size must be >= 2"),
     (["--advantage", "rank"], "advantage must be one of std, mean"),
-    (["--backend", "server"], "needs server_url"),
+    (["--num-generations", "1"], "group_size must be >= 2"),  # TRL's name for it
     (["--temperature", "0"], "temperature must be in"),
-    (["--backend", "server", "--server-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"],
-     "samples at temperature 1 only"),
+    (["--backend-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"], "samples at temperature 1 only"),
+    (["--server-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"], "samples at temperature 1 only"),
     (["--problems", "missing.jsonl"], "problems: missing.jsonl does not exist"),
     (["--join-samples", "1"], "join_samples must be 0 (off) or >= 2"),
 ])
