@@ -77,6 +77,11 @@ def progress_option() -> Any:
     return typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 
 
+def tensorboard_option() -> Any:
+    return typer.Option(False, "--tensorboard", help="Also log every metric to <out>/tensorboard "
+                                                     "(needs the tensorboard package).")
+
+
 def set_cpu_threads(threads: int | None) -> None:
     """Apply --cpu-threads (torch is imported here: importing it takes seconds)."""
     if threads is not None:

@@ -13,7 +13,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from apr.cli.common import Precision, cpu_threads_option, fail_cleanly, progress_option, set_cpu_threads
+from apr.cli.common import (Precision, cpu_threads_option, fail_cleanly, progress_option, set_cpu_threads,
+                            tensorboard_option)
 from apr.cli.train_grpo import grpo
 
 app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on SoS+/APR thread data.")
@@ -66,6 +67,7 @@ def sft(
     seed: int = typer.Option(_default("seed"), help="Seeds the init and the data order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
     progress: bool = progress_option(),
+    tensorboard: bool = tensorboard_option(),
     cpu_threads: Optional[int] = cpu_threads_option(),
 ) -> None:
     """Train a Llama model from scratch on SFT rows (BOS + prompt + completion + EOS)."""
@@ -83,7 +85,7 @@ def sft(
         warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm, max_steps=max_steps,
         max_minutes=max_minutes, precision=precision.value,  # type: ignore[arg-type]
         eval_every=eval_every, eval_tokens=eval_tokens, save_every=save_every, keep_checkpoints=keep_checkpoints,
-        log_every=log_every, seed=seed, resume=resume, progress=progress,
+        log_every=log_every, seed=seed, resume=resume, progress=progress, tensorboard=tensorboard,
     )
     set_cpu_threads(cpu_threads)
     path = train_sft(config)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
-                            progress_option, set_cpu_threads)
+                            progress_option, set_cpu_threads, tensorboard_option)
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
 from apr.runtime.limits import Limits
@@ -73,6 +73,7 @@ def grpo(
     seed: int = typer.Option(_default(GRPOConfig, "seed"), help="Seeds problem order and sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
     progress: bool = progress_option(),
+    tensorboard: bool = tensorboard_option(),
     cpu_threads: Optional[int] = cpu_threads_option(),
 ) -> None:
     """Reinforce an APR model with GRPO: every thread of an episode shares the episode's advantage."""
@@ -92,6 +93,7 @@ def grpo(
         server_model=server_model, max_slots=max_slots, rollout_dtype=rollout_dtype.value,  # type: ignore[arg-type]
         val_every=val_every, save_every=save_every,
         keep_checkpoints=keep_checkpoints, max_minutes=max_minutes, seed=seed, resume=resume, progress=progress,
+        tensorboard=tensorboard,
     )
     set_cpu_threads(cpu_threads)
     typer.echo(f"final checkpoint: {train_grpo(config)}")

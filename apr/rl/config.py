@@ -61,10 +61,11 @@ class GRPOConfig:
     seed: int = 0
     resume: bool = False
     progress: bool = True
+    tensorboard: bool = False  # mirror metrics.jsonl to <out>/tensorboard
 
 
 # Free to change when resuming: they do not shape the trajectory (the learning rate is constant).
-RESUME_FREE = ("out", "resume", "progress", "steps", "max_minutes", "val_problems", "val_size", "val_every",
+RESUME_FREE = ("out", "resume", "progress", "tensorboard", "steps", "max_minutes", "val_problems", "val_size", "val_every",
                "save_every", "keep_checkpoints", "server_url", "server_model")
 
 

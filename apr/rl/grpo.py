@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -45,7 +45,7 @@ from apr.rl.rollout import EmbeddedRollouts, Rollouts, ServerRollouts, solve_con
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import plan_epoch
-from apr.train.sft import MetricsLog
+from apr.train.metrics import MetricsLog, save_run_config
 
 
 def step_problems(n: int, k: int, seed: int, step: int) -> list[int]:
@@ -154,7 +154,8 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
     out.mkdir(parents=True, exist_ok=True)
-    metrics = MetricsLog(out / "metrics.jsonl", True, step)
+    metrics = MetricsLog(out / "metrics.jsonl", True, step, c.tensorboard)
+    save_run_config(out, asdict(c))
     rollouts = _make_rollouts(c, policy, tokenizer, out)
     budget_s = c.max_minutes * 60 if c.max_minutes else math.inf
     bar = tqdm(total=c.steps, initial=step, disable=not c.progress, unit="step", dynamic_ncols=True)
@@ -223,5 +224,6 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         if on_step is not None:
             on_step(step, policy)
     bar.close()
+    metrics.close()
     save(out / ckpt.FINAL, with_state=False)
     return out / ckpt.FINAL

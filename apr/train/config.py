@@ -42,6 +42,7 @@ class SFTConfig:
     seed: int = 0
     resume: bool = False  # continue from the newest checkpoint in ``out`` if there is one
     progress: bool = True
+    tensorboard: bool = False  # mirror metrics.jsonl to <out>/tensorboard
 
 
 # Settings that shape the trajectory: a resumed run must use the same ones to reach the same weights.

@@ -13,7 +13,6 @@ split over ranks or over accumulation micro-batches.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -37,6 +36,7 @@ from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
 from apr.train.config import RESUME_FIXED, LossOn, SFTConfig
 from apr.train.data import SFTInputError, apply_length_policy, column, load_rows, split_validation, tokenize_rows
 from apr.train.memory import limit_heap_fragmentation
+from apr.train.metrics import MetricsLog, save_run_config
 
 
 def _check_config(c: SFTConfig) -> None:
@@ -157,28 +157,6 @@ def evaluate(model: PreTrainedModel, val: Any, c: SFTConfig, pad_id: int, accele
     return (sums[0] / sums[1].clamp(min=1)).item()
 
 
-def _step_of(line: str) -> float:
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError):  # a line cut short by a kill
-        return math.inf
-
-
-class MetricsLog:
-    """Append-only JSONL log; on resume, records past the checkpoint's step (and a torn last line) are dropped."""
-
-    def __init__(self, path: Path, enabled: bool, resume_step: int) -> None:
-        self.path, self.enabled = path, enabled
-        if enabled and path.exists():
-            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
-
-    def write(self, **record: Any) -> None:
-        if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-
-
 def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokenizerBase) -> int:
     """The model's context; for an existing checkpoint, also check that the tokenizer fits it."""
     if init is None:
@@ -227,7 +205,10 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         accelerator.print(f"warning: --max-steps {c.max_steps} ends inside the {c.warmup_steps}-step warmup: the "
                           "learning rate never reaches its peak; lower --warmup-steps")
     if c.resume and (out / ckpt.FINAL).exists():
-        accelerator.print(f"{out / ckpt.FINAL} exists: the run already finished")
+        done = ckpt.read_meta(out / ckpt.FINAL).get("step", "?")
+        accelerator.print(f"{out / ckpt.FINAL} exists: the run already finished (step {done}). A finished run is not "
+                          "extended (a larger budget changes its learning-rate schedule): to train further, start a "
+                          f"new run with --init-from {out / ckpt.FINAL}")
         return out / ckpt.FINAL
     tokenizer = _load_tokenizer(c.tokenizer)
     if out.exists() and not out.is_dir():
@@ -264,7 +245,9 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     model, optimizer = accelerator.prepare(model, optimizer)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    metrics = MetricsLog(out / "metrics.jsonl", main, step)
+    metrics = MetricsLog(out / "metrics.jsonl", main, step, c.tensorboard)
+    if main:
+        save_run_config(out, asdict(c))
     pad_id = tokenizer.pad_token_id
     budget_s = c.max_minutes * 60 if c.max_minutes else math.inf
 
@@ -330,6 +313,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
         if on_step is not None:
             on_step(step, accelerator.unwrap_model(model))
     bar.close()
+    metrics.close()
     if step < c.warmup_steps:
         accelerator.print(f"warning: the run ended inside its warmup (step {step} of {c.warmup_steps}): the learning "
                           "rate never reached its peak; give a larger budget or fewer --warmup-steps")

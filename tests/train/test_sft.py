@@ -158,3 +158,19 @@ def test_tokenizer_that_does_not_match_the_start_checkpoint_is_refused(tiny_conf
     with pytest.raises(ModelConfigError, match=rf"vocabulary size {n + 1} \(model\) vs {n} \(tokenizer\)"):
         train_sft(tiny_config(init_from=str(tmp_path / "start")))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_saves_its_config_and_mirrors_metrics_to_tensorboard(tiny_config, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from apr.train.metrics import RUN_CONFIG
+
+    out = tmp_path / "tb"
+    train_sft(tiny_config(out=str(out), tensorboard=True))
+    assert json.loads((out / RUN_CONFIG).read_text())["lr"] == 3e-3
+    board = EventAccumulator(str(out / "tensorboard"))
+    board.Reload()
+    losses = board.Scalars("loss")
+    assert [e.step for e in losses] == [r["step"] for r in _records(out) if "loss" in r]
+    assert losses[-1].value == pytest.approx(next(r["loss"] for r in reversed(_records(out)) if "loss" in r))
+    assert "val_loss" in board.Tags()["scalars"]
