@@ -23,7 +23,7 @@ from pathlib import Path
 from apr.countdown.problems import ProblemSpec, draw_candidate
 from apr.countdown.rules import is_solvable
 from apr.data.io import write_rows
-from apr.eval.load import load_problems
+from apr.countdown.problems import load_problems
 
 MAX_CANDIDATES = 2_000_000
 

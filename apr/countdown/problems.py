@@ -9,10 +9,13 @@ taken, so no problem appears twice anywhere and growing the train split never ch
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from apr.countdown.rules import is_solvable
+from apr.data.io import DataFileError, read_rows, require_fields
 
 SPLIT_ORDER = ("test", "val", "train")
 
@@ -98,3 +101,25 @@ def validate_split_sizes(sizes: dict[str, int]) -> None:
             raise ValueError(f"unknown split {split!r}; use {', '.join(SPLIT_ORDER)}")
         if n < 0:
             raise ValueError(f"split size must be >= 0, got {split}={n}")
+
+
+def load_problems(path: Path, limit: int | None = None) -> list[Problem]:
+    """The first ``limit`` problems of a problems file (JSONL or Parquet rows with nums and target).
+
+    Every row is validated (its row number named on failure); rows without an id get ``row-N``,
+    and ids must be unique, since results and resumes are keyed by them.
+    """
+    rows = read_rows(path)
+    require_fields(path, rows, ("nums", "target"), "problems")
+    problems = []
+    for n, row in enumerate(rows):
+        try:
+            p = Problem.from_dict(row)
+        except ValueError as e:
+            raise DataFileError(f"{path}: row {n + 1}: {e}") from None
+        problems.append(Problem(p.nums, p.target, p.id or f"row-{n:07d}"))
+    ids = Counter(p.id for p in problems)
+    repeated = [i for i, c in ids.items() if c > 1]
+    if repeated:
+        raise DataFileError(f"{path}: problem id {repeated[0]!r} appears {ids[repeated[0]]} times; ids must be unique")
+    return problems[:limit]

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from apr.countdown.problems import SPLIT_ORDER, Problem, ProblemSpec, draw_chunk, validate_split_sizes
+from apr.countdown.problems import SPLIT_ORDER, Problem, ProblemSpec, draw_chunk, load_problems, validate_split_sizes
 from apr.countdown.search import AprSettings, apr_search, sosp
 from apr.countdown.verifier import verify_trace
-from apr.data.io import ShardedJob, atomic_write_bytes, digest, read_rows, require_fields
+from apr.data.io import ShardedJob, atomic_write_bytes, digest
 from apr.threads import Thread, flatten
 
 TraceFormat = Literal["sosp", "apr"]
@@ -59,18 +59,6 @@ def generate_problems(out_dir: Path, spec: ProblemSpec, sizes: dict[str, int], s
     meta = {"spec": asdict(spec), "seed": seed, "sizes": {s: sizes.get(s, 0) for s in SPLIT_ORDER}}
     atomic_write_bytes(out_dir / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
     return paths
-
-
-def load_problems(path: Path) -> list[Problem]:
-    rows = read_rows(path)
-    require_fields(path, rows, ("nums", "target"), "problems")
-    problems = []
-    for n, row in enumerate(rows, start=1):
-        try:
-            problems.append(Problem.from_dict(row))
-        except ValueError as e:
-            raise ValueError(f"{path}: row {n}: {e}") from None
-    return problems
 
 
 # -- traces ------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ import torch
 from transformers import AutoConfig
 
 from apr import grammar as g
+from apr.countdown import problems as countdown_problems
 from apr.countdown.problems import Problem
-from apr.data.io import DataFileError, read_rows, require_fields
+from apr.data.io import DataFileError
 from apr.models.loading import load_model
 from apr.models.trained_range import trained_range
 from apr.runtime.backend import Backend, SamplingParams
@@ -29,27 +30,13 @@ from apr.tokenizer import load_tokenizer
 
 # -- problems ----------------------------------------------------------------------------------
 def load_problems(path: Path, limit: int | None = None) -> list[Problem]:
-    """The first ``limit`` problems of a problems file, all with the same number count."""
-    rows = read_rows(path)
-    if not rows:
-        raise DataFileError(f"{path}: no problems")
-    require_fields(path, rows, ("nums", "target"), "problems")
-    problems = []
-    for n, row in enumerate(rows):
-        try:
-            p = Problem.from_dict(row)
-        except ValueError as e:
-            raise DataFileError(f"{path}: row {n + 1}: {e}") from None
-        problems.append(Problem(p.nums, p.target, p.id or f"row-{n:07d}"))
+    """The task's problems file, all with one number count (a report compares like with like)."""
+    problems = countdown_problems.load_problems(path, limit)
     counts = Counter(len(p.nums) for p in problems)
     if len(counts) > 1:
         raise DataFileError(f"{path} mixes problems with {', '.join(map(str, sorted(counts)))} numbers; "
                             "evaluate one number count at a time")
-    ids = Counter(p.id for p in problems)
-    repeated = [i for i, c in ids.items() if c > 1]
-    if repeated:
-        raise DataFileError(f"{path}: problem id {repeated[0]!r} appears {ids[repeated[0]]} times; ids must be unique")
-    return problems[:limit]
+    return problems
 
 
 def file_digest(path: Path) -> str:

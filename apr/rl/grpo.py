@@ -33,7 +33,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from apr import grammar as g
 from apr.countdown.problems import Problem
-from apr.data.generate import load_problems
+from apr.countdown.problems import load_problems
 from apr.eval.metrics import score_tree
 from apr.models import load_model
 from apr.rl.config import GRPOConfig, GRPOConfigError, check_config, run_settings

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from apr.countdown.problems import ProblemSpec
-from apr.data.generate import TraceSettings, generate_problems, generate_traces, load_problems
+from apr.countdown.problems import load_problems
+from apr.data.generate import TraceSettings, generate_problems, generate_traces
 from apr.data.io import DataFileError, ShardedJob, default_file_mode, partial_dir, read_rows
 from apr.data.sft import SftOptions, export_sft, token_budget
 
