@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apr import grammar
 from apr.countdown.rules import is_solvable
 from apr.data.io import DataFileError, read_rows, require_fields
 
@@ -52,6 +53,15 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "nums": list(self.nums), "target": self.target}
+
+    def prompt(self, fmt: str = "apr", budget: int | None = None) -> str:
+        """The root prompt a model is given for this problem: APR (``budget``: a Sub Call Budget) or
+        SoS+ (``budget``: a Token Budget)."""
+        if fmt == "apr":
+            return grammar.apr_prompt(self.target, list(self.nums), sub_call_budget=budget)
+        if fmt == "sosp":
+            return grammar.sosp_prompt(self.target, list(self.nums), token_budget=budget)
+        raise ValueError(f"format must be apr or sosp, got {fmt!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Problem":

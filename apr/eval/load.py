@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from transformers import AutoConfig
 
-from apr import grammar as g
 from apr.countdown import problems as countdown_problems
 from apr.countdown.problems import Problem
 from apr.data.io import DataFileError
@@ -127,7 +126,7 @@ def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_
 
 async def check_served_tokenizer(model: Model, problem: Problem) -> None:
     """One 1-token request: the server must count the prompt as our tokenizer does (plus BOS)."""
-    prompt = (g.apr_prompt if model.fmt == "apr" else g.sosp_prompt)(problem.target, list(problem.nums))
+    prompt = problem.prompt(model.fmt)
     gen = await model.backend.generate("apr-eval/probe", prompt, SamplingParams(max_tokens=1))
     if gen.finish_reason == "error":
         raise ValueError(f"the server did not answer for the {model.fmt} model: {gen.extra.get('error')}")

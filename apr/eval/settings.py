@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from apr import grammar as g
 from apr.countdown.problems import Problem
 from apr.runtime.backend import SamplingParams
 from apr.runtime.limits import Limits
@@ -75,10 +74,7 @@ class Setting:
         return f"{head} ({', '.join(bits)})"
 
     def prompt(self, problem: Problem) -> str:
-        nums = list(problem.nums)
-        if self.fmt == "apr":
-            return g.apr_prompt(problem.target, nums, sub_call_budget=self.budget)
-        return g.sosp_prompt(problem.target, nums, token_budget=self.budget)
+        return problem.prompt(self.fmt, self.budget)
 
     def solve_config(self, seed: int, max_tokens: int) -> SolveConfig:
         """SoS+ never spawns (max_depth 0); APR spawns to ``max_depth`` (the paper: 1, the root only)."""

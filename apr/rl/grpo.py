@@ -31,7 +31,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from apr import grammar as g
 from apr.countdown.problems import Problem
 from apr.countdown.problems import load_problems
 from apr.eval.metrics import score_tree
@@ -59,10 +58,6 @@ def step_problems(n: int, k: int, seed: int, step: int) -> list[int]:
             random.Random(f"apr-grpo:{seed}:{epoch}").shuffle(orders[epoch])
         picked.append(orders[epoch][pos])
     return picked
-
-
-def root_prompt(p: Problem, sub_call_budget: int | None) -> str:
-    return g.apr_prompt(p.target, list(p.nums), sub_call_budget=sub_call_budget)
 
 
 def optimise(policy: PreTrainedModel, reference: PreTrainedModel | None, optimizer: torch.optim.Optimizer,
@@ -163,7 +158,7 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
 
     def validate() -> None:
         t0 = time.perf_counter()
-        trees = rollouts.solve([root_prompt(p, c.sub_call_budget) for p in val_set],
+        trees = rollouts.solve([p.prompt("apr", c.sub_call_budget) for p in val_set],
                                solve_config(c.limits, c.max_tokens, seed=None))
         scores = [score_tree(t, p) for t, p in zip(trees, val_set)]
         summary = {f"val_{k}": round(v, 4) for k, v in summarise(scores).items()}
@@ -187,7 +182,7 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
                     for _ in range(c.group_size)]
         seed = zlib.crc32(f"apr-grpo:{c.seed}:{step}".encode())
         sampling = solve_config(c.limits, c.max_tokens, seed, c.temperature)
-        trees = rollouts.solve([root_prompt(p, c.sub_call_budget) for p in problems], sampling)
+        trees = rollouts.solve([p.prompt("apr", c.sub_call_budget) for p in problems], sampling)
         t1 = time.perf_counter()
         scores = [score_tree(t, p) for t, p in zip(trees, problems)]
         rewards = torch.tensor([episode_reward(s, c.rewards) for s in scores]).view(-1, c.group_size)

@@ -38,10 +38,6 @@ def check_problem(nums: Sequence[Any], target: Any) -> Problem:
     return problem
 
 
-def problem_prompt(problem: Problem, sub_call_budget: int | None = None) -> str:
-    return g.apr_prompt(problem.target, list(problem.nums), sub_call_budget=sub_call_budget)
-
-
 @dataclass
 class SolveResult:
     problem: Problem
@@ -79,7 +75,7 @@ def judge(problem: Problem, tree: Thread) -> SolveResult:
 async def solve_problem(problem: Problem, backend: Backend, config: SolveConfig,
                         sub_call_budget: int | None = None) -> SolveResult:
     """Run the problem's thread tree on ``backend`` and judge the answer."""
-    return judge(problem, await asolve(problem_prompt(problem, sub_call_budget), backend, config))
+    return judge(problem, await asolve(problem.prompt("apr", sub_call_budget), backend, config))
 
 
 _STEP = re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)")

@@ -10,7 +10,7 @@ import pytest
 from apr.runtime.backend import SamplingParams
 from apr.runtime.openai_backend import OpenAIBackend
 from apr.runtime.orchestrator import SolveConfig, asolve, verify_countdown
-from apr.serve.countdown import check_problem, problem_prompt
+from apr.serve.countdown import check_problem
 from apr.serve.loading import load_backend
 from apr.threads import Thread
 from tests.serve.models import CONTEXT, NAME, PROBLEM, demonstration
@@ -41,7 +41,7 @@ def test_solve_returns_the_verified_tree(served_apr):
 
 def test_openai_backend_against_the_server_writes_the_embedded_tree(served_apr):
     """The client-side orchestrator over HTTP and the in-process engine write the same tree (greedy)."""
-    prompt = problem_prompt(check_problem(*PROBLEM))
+    prompt = check_problem(*PROBLEM).prompt()
     direct = asyncio.run(asolve(prompt, load_backend(served_apr.path, max_slots=8), CONFIG))
     tok = served_apr.backend.codec
 
