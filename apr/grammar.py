@@ -247,6 +247,15 @@ def find_spawn(text: str) -> tuple[str, str] | None:
 
 
 # -- answers ---------------------------------------------------------------------------------
+# Lines of an answer path, as the verifier and the metrics read them.
+OPERATION_RE = re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)")  # one arithmetic step, e.g. 53-26=27
+EXPLORE_RE = re.compile(r"^Exploring Operation: (\d+)([+\-*/])(\d+)=(\d+), Resulting Numbers: \[([\d, ]*)\]$")
+EXPLORED_OPERATIONS_RE = re.compile(r"^Exploring Operation: (\S+), Resulting Numbers: ", re.M)  # findall: the steps
+GOAL_RE = re.compile(r"^(\d+),(\d+) equal: Goal Reached$")
+PATH_CONTEXT_RE = re.compile(  # the other lines an answer path may hold
+    r"^(Moving to Node #\d+(,\d+)*|Current State: \d+:\[[\d, ]*\], Operations: \[[^\]]*\]|"
+    r"Generated Node #\d+(,\d+)*: \d+:\[[\d, ]*\] Operation: \S+)$"
+)
 _GOAL_LINE_RE = re.compile(r"^\d+,\d+ equal: Goal Reached$", re.M)
 
 

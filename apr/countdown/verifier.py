@@ -9,7 +9,6 @@ target left. Nothing is ever evaluated as code.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
@@ -45,15 +44,6 @@ class Verdict:
             return "valid: " + ", ".join(self.operations)
         where = f" (answer line {self.line})" if self.line else ""
         return f"{self.failure.value}{where}: {self.detail}"
-
-
-_EXPLORE_RE = re.compile(r"^Exploring Operation: (\d+)([+\-*/])(\d+)=(\d+), Resulting Numbers: \[([\d, ]*)\]$")
-_OPERATION_RE = re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)")
-_GOAL_RE = re.compile(r"^(\d+),(\d+) equal: Goal Reached$")
-_ALLOWED_RE = re.compile(
-    r"^(Moving to Node #\d+(,\d+)*|Current State: \d+:\[[\d, ]*\], Operations: \[[^\]]*\]|"
-    r"Generated Node #\d+(,\d+)*: \d+:\[[\d, ]*\] Operation: \S+)$"
-)
 
 
 def verify_trace(trace: str, nums: list[int], target: int) -> Verdict:
@@ -96,7 +86,7 @@ def verify_child(context: str, nums: list[int], target: int) -> Verdict:
         return Verdict(False, Failure.MALFORMED_LINE, str(e))
     board, used, ops = Counter(nums), Counter(), []
     for text in state.ops:
-        m = _OPERATION_RE.fullmatch(text)
+        m = grammar.OPERATION_RE.fullmatch(text)
         if not m:
             return Verdict(False, Failure.MALFORMED_LINE, f"unreadable operation {text!r} in the prompt")
         refused = _replay(board, used, ops, int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), None)
@@ -119,7 +109,7 @@ def verify_path(path: str, nums: list[int], target: int) -> Verdict:
     ops: list[str] = []
     lines = path.rstrip("\n").split("\n")
     for n, line in enumerate(lines, start=1):
-        m = _EXPLORE_RE.match(line)
+        m = grammar.EXPLORE_RE.match(line)
         if m:
             refused = _replay(board, used, ops, int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), n)
             if refused is not None:
@@ -129,7 +119,7 @@ def verify_path(path: str, nums: list[int], target: int) -> Verdict:
                 return Verdict(False, Failure.RESULT_MISMATCH,
                                f"stated numbers {stated} but the board is {sorted(board.elements())}", n, tuple(ops))
             continue
-        g = _GOAL_RE.match(line)
+        g = grammar.GOAL_RE.match(line)
         if g:
             if n != len(lines):
                 return Verdict(False, Failure.MALFORMED_LINE, "the goal line must end the answer", n, tuple(ops))
@@ -142,6 +132,6 @@ def verify_path(path: str, nums: list[int], target: int) -> Verdict:
             if left_over != [target] or value != target:
                 return Verdict(False, Failure.TARGET_NOT_REACHED, f"the path ends at {left_over}, not [{target}]", n, tuple(ops))
             return Verdict(True, operations=tuple(ops))
-        if not _ALLOWED_RE.match(line):
+        if not grammar.PATH_CONTEXT_RE.match(line):
             return Verdict(False, Failure.MALFORMED_LINE, f"unexpected line {line[:80]!r}", n, tuple(ops))
     return Verdict(False, Failure.MALFORMED_LINE, "the answer does not end with a goal line", len(lines), tuple(ops))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from math import comb
@@ -30,7 +29,6 @@ from apr.threads import Thread, TokenCounter, tree_metrics
 
 Answer = tuple[str, ...]  # the operations of a final solution path, in order: the vote key
 
-_OPERATION = re.compile(r"^Exploring Operation: (\S+), Resulting Numbers: ", re.M)
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class SampleScore:
 def answer_operations(trace: str) -> Answer | None:
     """The operations of the trace's final solution path, or None when it gives no answer."""
     path = g.answer_path(trace)
-    return None if path is None else tuple(_OPERATION.findall(path))
+    return None if path is None else tuple(g.EXPLORED_OPERATIONS_RE.findall(path))
 
 
 def score_tree(root: Thread, problem: Problem, count: TokenCounter | None = None) -> SampleScore:

@@ -8,7 +8,6 @@ thread tree with its metrics.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -78,7 +77,6 @@ async def solve_problem(problem: Problem, backend: Backend, config: SolveConfig,
     return judge(problem, await asolve(problem.prompt("apr", sub_call_budget), backend, config))
 
 
-_STEP = re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)")
 
 
 def expression(operations: Sequence[str]) -> str:
@@ -90,7 +88,7 @@ def expression(operations: Sequence[str]) -> str:
     made: dict[int, list[str]] = {}
     result = ""
     for op in operations:
-        a, sym, b, result = _STEP.fullmatch(op).groups()
+        a, sym, b, result = g.OPERATION_RE.fullmatch(op).groups()
         left, right = (made[int(x)].pop() if made.get(int(x)) else x for x in (a, b))
         made.setdefault(int(result), []).append(f"({left} {sym} {right})")
     formula = made[int(result)].pop()
