@@ -247,6 +247,10 @@ def find_spawn(text: str) -> tuple[str, str] | None:
 
 
 # -- answers ---------------------------------------------------------------------------------
+# A few lines of every kind of token the format uses (a state, an operation, a marker), e.g. to
+# check that a tokenizer's tokens decode one by one.
+SAMPLE_TEXT = "Moving to Node #0,1\nCurrent State: 27:[22, 31, 27], Operations: ['53-26=27']\n<Calling Sub Searches>\n"
+
 # Lines of an answer path, as the verifier and the metrics read them.
 OPERATION_RE = re.compile(r"(\d+)([+\-*/])(\d+)=(\d+)")  # one arithmetic step, e.g. 53-26=27
 EXPLORE_RE = re.compile(r"^Exploring Operation: (\d+)([+\-*/])(\d+)=(\d+), Resulting Numbers: \[([\d, ]*)\]$")

@@ -34,7 +34,8 @@ from apr.countdown.rules import successors
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.limits import Limits, parse_calls
-from apr.runtime.orchestrator import SolveConfig, asolve, verify_countdown
+from apr.countdown.verifier import verify_countdown
+from apr.runtime.orchestrator import SolveConfig, asolve
 from apr.runtime.reference import ScriptedBackend
 from apr.threads import Thread, tree_metrics
 from apr.tokenizer import load_tokenizer

@@ -27,7 +27,8 @@ from apr.countdown.problems import Problem
 from apr.grammar import answer_path
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.limits import Limits
-from apr.runtime.orchestrator import SolveConfig, runtime_metrics, verify_countdown
+from apr.countdown.verifier import verify_countdown
+from apr.runtime.orchestrator import SolveConfig, runtime_metrics
 from apr.serve.countdown import SolveResult, check_problem, judge, solve_problem
 from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
 from apr.threads import Thread, TokenCounter, critical_path

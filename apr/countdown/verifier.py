@@ -135,3 +135,9 @@ def verify_path(path: str, nums: list[int], target: int) -> Verdict:
         if not grammar.PATH_CONTEXT_RE.match(line):
             return Verdict(False, Failure.MALFORMED_LINE, f"unexpected line {line[:80]!r}", n, tuple(ops))
     return Verdict(False, Failure.MALFORMED_LINE, "the answer does not end with a goal line", len(lines), tuple(ops))
+
+
+def verify_countdown(prompt: str, path: str) -> bool:
+    """The runtime's verifier hook for Countdown: a thread's answer path must solve its prompt's state."""
+    state = grammar.parse_prompt(prompt)
+    return bool(verify_path(path, state.nums, state.target))

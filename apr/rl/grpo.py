@@ -31,8 +31,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from apr.countdown.problems import Problem
-from apr.countdown.problems import load_problems
+from apr.countdown.problems import Problem, load_problems
 from apr.eval.metrics import score_tree
 from apr.models import load_model
 from apr.rl.config import GRPOConfig, GRPOConfigError, check_config, run_settings

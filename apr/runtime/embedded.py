@@ -21,11 +21,11 @@ import re
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 
+from apr import grammar as g
 from apr.runtime.backend import Generation, SamplingParams
 from apr.runtime.engine import Engine, Sequence
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
-_PROBE = "Moving to Node #0,1\nCurrent State: 27:[22, 31, 27], Operations: ['53-26=27']\n<Calling Sub Searches>\n"
 
 
 class TokenCodec:
@@ -42,7 +42,7 @@ class TokenCodec:
             tokenizer.decode([i]).encode("utf-8")
             for i, piece in enumerate(pieces)
         ]
-        if self.decode(self.encode(_PROBE, bos=False)) != _PROBE:
+        if self.decode(self.encode(g.SAMPLE_TEXT, bos=False)) != g.SAMPLE_TEXT:
             raise ValueError("this tokenizer's tokens do not decode one by one; the runtime needs that for stop strings")
 
     def encode(self, text: str, bos: bool = True) -> list[int]:

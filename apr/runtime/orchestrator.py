@@ -23,18 +23,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from apr import grammar as g
-from apr.countdown.verifier import verify_path
 from apr.runtime.backend import Backend, Generation, SamplingParams
 from apr.runtime.limits import STOPS, Limits, classify, plan_spawn
 from apr.threads import Thread, TreeMetrics, tree_metrics
 
 Verifier = Callable[[str, str], bool]  # (thread prompt, answer path) -> is the answer correct
-
-
-def verify_countdown(prompt: str, path: str) -> bool:
-    """Countdown verifier for a thread's answer: the path must solve the prompt's state."""
-    state = g.parse_prompt(prompt)
-    return bool(verify_path(path, state.nums, state.target))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import pytest
 from apr import grammar as g
 from apr.runtime.backend import SamplingParams
 from apr.runtime.limits import Limits, classify, plan_spawn
-from apr.runtime.orchestrator import SolveConfig, solve, verify_countdown
+from apr.countdown.verifier import verify_countdown
+from apr.runtime.orchestrator import SolveConfig, solve
 from apr.runtime.reference import ScriptedBackend
 from apr.threads import Thread
 

@@ -11,7 +11,8 @@ from apr import grammar as g
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.limits import Limits
-from apr.runtime.orchestrator import SolveConfig, asolve_many, runtime_metrics, solve, solve_many, verify_countdown
+from apr.countdown.verifier import verify_countdown
+from apr.runtime.orchestrator import SolveConfig, asolve_many, runtime_metrics, solve, solve_many
 from apr.runtime.reference import ScriptedBackend, SequentialBackend
 from apr.threads import Thread
 from tests.runtime.support import demonstration, replay, shape

@@ -9,7 +9,8 @@ import pytest
 
 from apr.runtime.backend import SamplingParams
 from apr.runtime.openai_backend import OpenAIBackend
-from apr.runtime.orchestrator import SolveConfig, asolve, verify_countdown
+from apr.countdown.verifier import verify_countdown
+from apr.runtime.orchestrator import SolveConfig, asolve
 from apr.serve.countdown import check_problem
 from apr.serve.loading import load_backend
 from apr.threads import Thread
