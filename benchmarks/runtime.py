@@ -37,7 +37,7 @@ from apr import grammar as g
 from apr.countdown.search import AprSettings, apr_search
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
-from apr.runtime.reference import SequentialBackend
+from apr.runtime.sequential import SequentialBackend
 from apr.tokenizer import load_tokenizer
 
 SPAWN_TOKENS = 24  # the tail of the parent's text that plays the spawn block (one char = one token here)

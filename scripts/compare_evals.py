@@ -18,7 +18,7 @@ from pathlib import Path
 
 from apr.data.io import iter_jsonl
 from apr.eval.metrics import SampleScore, compare_paired
-from apr.rl.rollout import summarise
+from apr.eval.metrics import summarise
 
 
 def load(folders: str, setting: str) -> dict[str, SampleScore]:

@@ -20,6 +20,7 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass
 from math import comb
+from statistics import mean
 from typing import Any, Sequence
 
 from apr import grammar as g
@@ -191,3 +192,16 @@ def compare_paired(a: dict[str, bool], b: dict[str, bool]) -> PairedComparison:
     return PairedComparison(
         n=len(a), correct_a=sum(a.values()), correct_b=sum(b.values()),
         only_a=sum(a[k] and not b[k] for k in a), only_b=sum(b[k] and not a[k] for k in a))
+
+
+def summarise(scores: list[SampleScore]) -> dict[str, float]:
+    """Accuracy and the paper's tree metrics, averaged over episodes (children per spawn: over spawns)."""
+    spawns = sum(s.n_spawns for s in scores)
+    return {
+        "accuracy": mean(s.correct for s in scores),
+        "threads": mean(s.n_threads for s in scores),
+        "children_per_spawn": sum(s.children_per_spawn * s.n_spawns for s in scores) / spawns if spawns else 0.0,
+        "tokens_per_thread": mean(s.generated_tokens / s.n_threads for s in scores),
+        "sequential_tokens": mean(s.sequential_tokens for s in scores),
+        "generated_tokens": mean(s.generated_tokens for s in scores),
+    }

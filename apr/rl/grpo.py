@@ -39,7 +39,8 @@ from apr.rl.continuations import join_sequences, join_states
 from apr.rl.episodes import TrainSequence, group_advantages, training_sequences
 from apr.rl.loss import grpo_loss, make_micro_batch, token_logprobs
 from apr.rl.rewards import episode_reward
-from apr.rl.rollout import EmbeddedRollouts, Rollouts, ServerRollouts, solve_config, summarise
+from apr.eval.metrics import summarise
+from apr.rl.rollout import EmbeddedRollouts, Rollouts, ServerRollouts, solve_config
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import plan_epoch

@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import copy
 from pathlib import Path
-from statistics import mean
 from typing import Awaitable, Callable, Protocol, TypeVar
 
 import httpx
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from apr.eval.metrics import SampleScore
 from apr.rl.continuations import sample_continuations
 from apr.runtime.backend import Generation, SamplingParams
 from apr.runtime.embedded import EmbeddedBackend, TokenCodec
@@ -112,16 +110,3 @@ def solve_config(limits: Limits, max_tokens: int, seed: int | None, temperature:
         sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed, logprobs=True,
                                   tempered_logprobs=temperature != 1.0)
     return SolveConfig(sampling=sampling, limits=limits)
-
-
-def summarise(scores: list[SampleScore]) -> dict[str, float]:
-    """Accuracy and the paper's tree metrics, averaged over episodes (children per spawn: over spawns)."""
-    spawns = sum(s.n_spawns for s in scores)
-    return {
-        "accuracy": mean(s.correct for s in scores),
-        "threads": mean(s.n_threads for s in scores),
-        "children_per_spawn": sum(s.children_per_spawn * s.n_spawns for s in scores) / spawns if spawns else 0.0,
-        "tokens_per_thread": mean(s.generated_tokens / s.n_threads for s in scores),
-        "sequential_tokens": mean(s.sequential_tokens for s in scores),
-        "generated_tokens": mean(s.generated_tokens for s in scores),
-    }

@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from apr.countdown.search import AprSettings, apr_search
-from apr.runtime.reference import Script
+from apr.runtime.scripted import Script
 from apr.threads import Thread
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend, common_prefix
-from apr.runtime.reference import SequentialBackend
+from apr.runtime.sequential import SequentialBackend
 
 PROMPTS = [
     "Moving to Node #0\nCurrent State: 27:[22, 26, 31, 53], Operations: []",

@@ -1,29 +1,19 @@
-"""A small sample of ``scripts/fuzz_runtime.py``: adversarial and random-model rollouts, every tree checked."""
+"""A small sample of the runtime fuzzer (``apr/fuzz.py``): adversarial and random-model rollouts, every tree checked."""
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
 from apr.runtime.limits import Limits
 from apr.runtime.orchestrator import SolveConfig, solve
-from apr.runtime.reference import ScriptedBackend
+from apr.runtime.scripted import ScriptedBackend
 from tests.runtime.support import demonstration, replay
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_runtime.py"
-
 
 @pytest.fixture(scope="module")
 def fuzzer():
-    spec = importlib.util.spec_from_file_location("fuzz_runtime", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    from apr import fuzz
+
+    return fuzz
 
 
 def test_fuzz_sample_has_no_violations(fuzzer):

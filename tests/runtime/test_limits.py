@@ -9,7 +9,7 @@ from apr.runtime.backend import SamplingParams
 from apr.runtime.limits import Limits, classify, plan_spawn
 from apr.countdown.verifier import verify_countdown
 from apr.runtime.orchestrator import SolveConfig, solve
-from apr.runtime.reference import ScriptedBackend
+from apr.runtime.scripted import ScriptedBackend
 from apr.threads import Thread
 
 ROOT = g.apr_prompt(27, [22, 26, 31, 53])

@@ -13,7 +13,8 @@ from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.limits import Limits
 from apr.countdown.verifier import verify_countdown
 from apr.runtime.orchestrator import SolveConfig, asolve_many, runtime_metrics, solve, solve_many
-from apr.runtime.reference import ScriptedBackend, SequentialBackend
+from apr.runtime.scripted import ScriptedBackend
+from apr.runtime.sequential import SequentialBackend
 from apr.threads import Thread
 from tests.runtime.support import demonstration, replay, shape
 
