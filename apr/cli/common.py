@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 import typer
 from rich.console import Console
 
+
 F = TypeVar("F", bound=Callable[..., Any])
 _err = Console(stderr=True)
 
@@ -38,7 +39,6 @@ def fail_cleanly(fn: F) -> F:
 
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
-
 
 class Precision(str, Enum):
     """Number format of weights (inference) or of the autocast (training)."""
@@ -82,9 +82,3 @@ def tensorboard_option() -> Any:
                                                      "(needs the tensorboard package).")
 
 
-def set_cpu_threads(threads: int | None) -> None:
-    """Apply --cpu-threads (torch is imported here: importing it takes seconds)."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)

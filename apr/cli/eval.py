@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
-                            progress_option, set_cpu_threads)
+                            progress_option)
 from apr.eval.settings import EvalConfig, sweep
+from apr.runtime.cpu import set_cpu_threads
 
 console = Console()
 

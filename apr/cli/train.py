@@ -13,9 +13,10 @@ from typing import Any, List, Optional
 
 import typer
 
-from apr.cli.common import (Precision, cpu_threads_option, fail_cleanly, progress_option, set_cpu_threads,
+from apr.cli.common import (Precision, cpu_threads_option, fail_cleanly, progress_option,
                             tensorboard_option)
 from apr.cli.train_grpo import grpo
+from apr.runtime.cpu import set_cpu_threads
 
 app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on SoS+/APR thread data.")
 

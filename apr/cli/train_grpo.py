@@ -9,9 +9,10 @@ from typing import Any, Optional
 import typer
 
 from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
-                            progress_option, set_cpu_threads, tensorboard_option)
+                            progress_option, tensorboard_option)
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
+from apr.runtime.cpu import set_cpu_threads
 from apr.runtime.limits import Limits
 
 

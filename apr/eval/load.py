@@ -19,7 +19,6 @@ from transformers import AutoConfig
 from apr.countdown import problems as countdown_problems
 from apr.countdown.problems import Problem
 from apr.data.io import DataFileError
-from apr.models.loading import load_model
 from apr.models.trained_range import trained_range
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.embedded import EmbeddedBackend, TokenCodec
@@ -104,9 +103,7 @@ def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, 
     if not path.is_dir():
         raise FileNotFoundError(f"{fmt} checkpoint {path} does not exist; train one with `apr train sft` "
                                 f"or point --{fmt} at a checkpoint folder")
-    tok = _tokenizer_for(path, tokenizer)
-    model = load_model(path, tok, dtype=getattr(torch, dtype))  # refuses a tokenizer that does not fit
-    backend = EmbeddedBackend(model, tok, max_slots=max_batch)
+    backend = EmbeddedBackend.from_checkpoint(path, max_slots=max_batch, tokenizer=tokenizer, dtype=getattr(torch, dtype))
     return Model(fmt, backend, backend.codec, backend.context_length, str(path), {"weights": _weights_digest(path)})
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
@@ -82,6 +83,20 @@ class EmbeddedBackend:
         self._sessions: dict[str, Sequence] = {}
         self._pending: dict[int, asyncio.Future[Generation]] = {}  # engine sequence id -> waiter
         self._driver: asyncio.Task | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, *, max_slots: int = 32, tokenizer: str | Path | None = None,
+                        dtype: torch.dtype = torch.float32) -> EmbeddedBackend:
+        """A checkpoint folder on the engine, with ``tokenizer`` or else the checkpoint's own (else the
+        bundled one); the tokenizer is checked against the checkpoint before the weights load."""
+        from apr.models.loading import load_model
+        from apr.tokenizer import load_tokenizer
+
+        path = Path(path)
+        if tokenizer is None and (path / "tokenizer.json").is_file():
+            tokenizer = path
+        tok = load_tokenizer(tokenizer)
+        return cls(load_model(path, tok, dtype=dtype), tok, max_slots=max_slots)
 
     # -- Backend protocol ------------------------------------------------------------------------
     async def generate(self, session: str, prompt: str, params: SamplingParams,

@@ -42,13 +42,8 @@ def load_backend(path: Path, max_slots: int, threads: int | None = None) -> Embe
     where spare threads buy little and, on a busy machine, threads waiting for each other can
     make every step tens of times slower.
     """
-    import torch  # only once a model is really needed: importing it takes seconds
+    from apr.runtime.cpu import set_cpu_threads
+    from apr.runtime.embedded import EmbeddedBackend  # torch loads only once a model is really needed
 
-    from apr.models.loading import load_model
-    from apr.runtime.embedded import EmbeddedBackend
-    from apr.tokenizer import load_tokenizer
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    tokenizer = load_tokenizer(path if (path / "tokenizer.json").is_file() else None)
-    return EmbeddedBackend(load_model(path, tokenizer), tokenizer, max_slots=max_slots)
+    set_cpu_threads(threads)
+    return EmbeddedBackend.from_checkpoint(path, max_slots=max_slots)
