@@ -16,8 +16,8 @@ from apr.cli.common import served_model_name_option
 from apr.prompted.client import ChatClient, ClientConfig, PromptedError
 from apr.prompted.evaluate import EvalItem, compare, load_items, run_eval
 from apr.prompted.orchestrator import AskConfig, Mode, Result, ask as ask_once
-from apr.prompted.render import eval_table, result_table, tree_view
-from apr.viz.tree import html_page
+from apr.prompted.render import eval_table, result_table
+from apr.viz.tree import html_page, rich_tree
 
 console = Console()
 errors = Console(stderr=True)
@@ -89,7 +89,7 @@ def _answer(question: str, client_config: ClientConfig, config: AskConfig, basel
 
     base, result = asyncio.run(run())
     model = result.tree.meta["model"]
-    console.print(tree_view(result.tree))
+    console.print(rich_tree(result.tree, preview=90))
     console.print(Panel(escape(result.text), title="answer: " + escape(result.answer or "(none found)")))
     console.print(result_table(result, base))
     out = {"question": question, "model": model, "mode": config.mode.value, **result.to_dict()}

@@ -9,6 +9,7 @@ from typing import Iterator
 
 import torch
 from safetensors import SafetensorError
+from transformers.utils import logging as hf_logging
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, LlamaForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
 from apr.models.presets import ModelConfigError, model_config
@@ -68,6 +69,7 @@ def load_model(path: str | Path, tokenizer: PreTrainedTokenizerBase | None = Non
         config = AutoConfig.from_pretrained(path, local_files_only=True)
     if tokenizer is not None:  # before reading the weights, which can take a while
         check_tokenizer(config, tokenizer, where=f"checkpoint {path}", checkpoint=path)
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar for a few-MB file is noise in every command
     with _unreadable(path):
         return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
 

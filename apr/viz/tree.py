@@ -1,7 +1,9 @@
 """Views of a thread tree for people: a rich terminal tree and a self-contained HTML page.
 
 Both show, per thread, its tokens, timing and finish reason, mark the critical path (the chain
-of threads whose decoding the wall time waits on), and summarise the tree's metrics.
+of threads whose decoding the wall time waits on), and summarise the tree's metrics. The same
+views serve trained APR trees (``apr solve``) and prompted runs (``apr ask``: a thread's task and
+verdict, and a one-line preview of each span).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.tree import Tree
 from apr.threads import Thread, TokenCounter, critical_path, tree_metrics
 
 _KIND_STYLE = {"gen": "", "spawn": "bold cyan", "join": "green"}
+_OK = ("stop", "eos")
 
 
 def _label(thread: Thread, count: TokenCounter, on_path: bool) -> Text:
@@ -25,19 +28,37 @@ def _label(thread: Thread, count: TokenCounter, on_path: bool) -> Text:
     label.append(f"thread {thread.id}", style="bold" if on_path else "")
     if "node" in thread.meta:
         label.append(f"  node #{thread.meta['node']}", style="dim")
+    if "task" in thread.meta:
+        label.append(f"  {short(thread.meta['task'], 60)}")
     label.append(f"  {thread.generated_tokens(count)} tok")
     if "wall_s" in thread.meta:
-        label.append(f"  {thread.meta['wall_s']:.2f}s")
+        start = f" from {thread.meta['t_start']:.2f}s" if "t_start" in thread.meta and "task" in thread.meta else ""
+        label.append(f"  {thread.meta['wall_s']:.2f}s{start}")
     if thread.finish_reason:
-        label.append(f"  {thread.finish_reason}", style="dim")
+        label.append(f"  {thread.finish_reason}", style="dim" if thread.finish_reason in _OK else "red")
+    if "verdict" in thread.meta:
+        label.append(f"  verdict: {thread.meta['verdict']}")
     for event in thread.events:
         label.append(f"  ⚠ {event}", style="red")
     return label
 
 
-def rich_tree(root: Thread, count: TokenCounter | None = None, show_text: bool = False, width: int = 100) -> Tree:
+def short(text: str, n: int) -> str:
+    """``text`` on one line, cut to ``n`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[: n - 1] + "…"
+
+
+def rich_tree(root: Thread, count: TokenCounter | None = None, show_text: bool = False,
+              preview: int | None = None) -> Tree:
+    """The tree of threads; ``show_text``: every thread's whole text, ``preview``: one line per span."""
     count = count or len  # counts recorded on spans win; characters as a last resort
     on_path = set(critical_path(root, count)[1])
+
+    def spawn(node: Tree, k: int, group: list[Thread], plan: str = "") -> None:
+        branch = node.add(Text(f"spawn {k + 1}: {len(group)} children{plan}", style="cyan"))
+        for child in group:
+            build(child, branch.add(_label(child, count, child.id in on_path)))
 
     def build(thread: Thread, node: Tree) -> None:
         if show_text:
@@ -45,10 +66,18 @@ def rich_tree(root: Thread, count: TokenCounter | None = None, show_text: bool =
             for span in thread.spans:
                 body.append(span.text, style=_KIND_STYLE[span.kind])
             node.add(Text(thread.prompt, style="dim")).add(body)
-        for k, group in enumerate(thread.spawns):
-            spawn = node.add(Text(f"spawn {k + 1}: {len(group)} children", style="cyan"))
-            for child in group:
-                build(child, spawn.add(_label(child, count, child.id in on_path)))
+        if preview is None:
+            for k, group in enumerate(thread.spawns):
+                spawn(node, k, group)
+            return
+        groups = iter(enumerate(thread.spawns))
+        for span in thread.spans:
+            tokens = span.n_tokens if span.n_tokens is not None else count(span.text)
+            if span.kind == "spawn":
+                k, group = next(groups)
+                spawn(node, k, group, f" · {tokens} tok: {short(span.text, preview)}" if span.text else "")
+            else:
+                node.add(Text(f"{span.kind} {tokens} tok: {short(span.text, preview)}", style=_KIND_STYLE[span.kind]))
 
     tree = Tree(_label(root, count, True))
     build(root, tree)
