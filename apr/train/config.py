@@ -45,7 +45,7 @@ class SFTConfig:
     tensorboard: bool = False  # mirror metrics.jsonl to <out>/tensorboard
 
 
-# Settings that shape the trajectory: a resumed run must use the same ones to reach the same weights.
-RESUME_FIXED = ("data", "val_data", "val_fraction", "preset", "init_from", "context_length", "loss_on",
-                 "long_policy", "tokens_per_batch", "grad_accum", "lr", "min_lr_ratio", "warmup_steps",
-                 "weight_decay", "betas", "max_grad_norm", "max_steps", "max_minutes", "precision", "seed")
+# Free to change when resuming: they do not shape the trajectory. Every other setting must match the
+# interrupted run's (as in GRPO), so a new setting is protected by default.
+RESUME_FREE = ("out", "resume", "progress", "tensorboard", "eval_every", "eval_tokens", "save_every",
+               "keep_checkpoints", "log_every")

@@ -33,7 +33,7 @@ from apr.models.trained_range import TrainedRange, trained_range
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
-from apr.train.config import RESUME_FIXED, LossOn, SFTConfig
+from apr.train.config import RESUME_FREE, LossOn, SFTConfig
 from apr.train.data import SFTInputError, apply_length_policy, column, load_rows, split_validation, tokenize_rows
 from apr.train.memory import limit_heap_fragmentation
 from apr.train.metrics import MetricsLog, save_run_config
@@ -171,7 +171,7 @@ def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokeni
 
 
 def _run_settings(c: SFTConfig, world_size: int) -> dict[str, Any]:
-    d = {k: getattr(c, k) for k in RESUME_FIXED}
+    d = {k: v for k, v in asdict(c).items() if k not in RESUME_FREE}
     d.update(data=_absolute(c.data), val_data=_absolute(c.val_data), betas=list(c.betas), world_size=world_size)
     if c.init_from:
         d["init_from"] = str(Path(c.init_from).resolve())
