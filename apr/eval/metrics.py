@@ -49,6 +49,9 @@ class SampleScore:
     # A child thread (any depth) gave a verified answer: when the root's answer is refused anyway,
     # the parent lost a solution its children found (absent from results written before this field).
     solved_by_child: bool = False
+    # ``a op b=c`` lines the tree wrote (all threads) and those whose arithmetic is wrong.
+    operations: int = 0
+    wrong_operations: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -59,6 +62,8 @@ class SampleScore:
     def from_dict(cls, d: dict[str, Any]) -> "SampleScore":
         fields = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         fields["answer"] = None if d["answer"] is None else tuple(d["answer"])
+        if "operations" not in d and "tree" in d:  # a record written before operations were counted
+            fields["operations"], fields["wrong_operations"] = arithmetic_errors(Thread.from_dict(d["tree"]))
         return cls(**fields)
 
 
@@ -68,11 +73,33 @@ def answer_operations(trace: str) -> Answer | None:
     return None if path is None else tuple(g.EXPLORED_OPERATIONS_RE.findall(path))
 
 
+_APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+          "/": lambda a, b: a // b if b and a % b == 0 else None}
+
+
+def arithmetic_errors(root: Thread) -> tuple[int, int]:
+    """(operations written, operations with wrong arithmetic) over the generated text of every thread.
+
+    Only the arithmetic of ``Exploring Operation: a op b=c`` is checked (``c`` must be ``a op b``,
+    exact division); whether the operands were available is the verifier's business.
+    """
+    total = wrong = 0
+    for thread in root.walk():
+        for span in thread.spans:
+            if span.kind == "gen":
+                for line in span.text.splitlines():
+                    if m := g.EXPLORE_RE.match(line):
+                        total += 1
+                        wrong += _APPLY[m.group(2)](int(m.group(1)), int(m.group(3))) != int(m.group(4))
+    return total, wrong
+
+
 def score_tree(root: Thread, problem: Problem, count: TokenCounter | None = None) -> SampleScore:
     """Score one sample: verify the root's final answer and measure the tree."""
     trace = root.context()
     verdict = verify_trace(trace, list(problem.nums), problem.target)
     m = tree_metrics(root, count)
+    operations, wrong = arithmetic_errors(root)
     return SampleScore(
         correct=verdict.ok, failure=None if verdict.ok else verdict.failure.value,
         answer=answer_operations(trace), total_tokens=m.total_tokens, generated_tokens=m.generated_tokens,
@@ -81,6 +108,7 @@ def score_tree(root: Thread, problem: Problem, count: TokenCounter | None = None
         latency_s=float(root.meta.get("wall_s", 0.0)), finish_reason=root.finish_reason,
         solved_by_child=any(verify_child(t.context(), list(problem.nums), problem.target).ok
                             for t in root.walk() if t is not root),
+        operations=operations, wrong_operations=wrong,
     )
 
 

@@ -50,9 +50,10 @@ def _results_table(summaries: Sequence[Summary]) -> str:
 def _outcomes_table(summaries: Sequence[Summary]) -> str:
     rows = [[f"`{s['setting']['name']}`", ", ".join(f"{k} {v}" for k, v in s["finish_reasons"].items()),
              ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "-",
-             _pct(s.get("lost_at_join", 0.0)) if s["setting"]["fmt"] == "apr" else "-"] for s in summaries]
+             _pct(s.get("lost_at_join", 0.0)) if s["setting"]["fmt"] == "apr" else "-",
+             "-" if s.get("arithmetic_errors") is None else _pct(s["arithmetic_errors"])] for s in summaries]
     return _table(["setting", "how root threads ended", "why answers were refused",
-                   "lost at join % (a child had a verified answer)"], rows)
+                   "lost at join % (a child had a verified answer)", "wrong arithmetic % of operations"], rows)
 
 
 def _samples_section(summaries: Sequence[Summary]) -> str:

@@ -48,6 +48,9 @@ def summarize_setting(setting: Setting, rows: list[Row], context_length: int) ->
         "finish_reasons": dict(Counter(str(s.finish_reason) for s in flat).most_common()),
         "failures": dict(Counter(s.failure for s in flat if s.failure).most_common()),
         "lost_at_join": sum(not s.correct and s.solved_by_child for s in flat) / len(flat),
+        # None for records written before operations were counted
+        "arithmetic_errors": (sum(s.wrong_operations for s in flat) / ops
+                              if (ops := sum(s.operations for s in flat)) else None),
         "pass_at": [mean(pass_at(k, n, sum(s.correct for s in ps)) for ps in scores) for k in range(1, n + 1)],
         "cons_at": [mean(cons_at(k, [s.answer for s in ps], [s.correct for s in ps]) for ps in scores)
                     for k in range(1, n + 1)],

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from apr.eval.metrics import (SampleScore, answer_operations, capped, compare_paired, cons_at, cumulative_accuracy,
                               pass_at, score_tree, vote)
+from apr.threads import Thread
 from tests.eval.trees import ANSWER, PROBLEM, WRONG_PATH, apr_tree, sosp_tree
 
 
@@ -129,3 +130,21 @@ def test_paired_standard_error_is_that_of_the_per_problem_differences(verdicts):
     assert c.difference == pytest.approx(statistics.fmean(diffs))
     assert c.standard_error == pytest.approx(statistics.stdev(diffs) / len(diffs) ** 0.5, abs=1e-12)
     assert 0.0 < c.p_value <= 1.0
+
+
+def test_arithmetic_errors_count_wrong_operation_lines_in_every_thread():
+    from apr.eval.metrics import SampleScore, arithmetic_errors
+
+    root = Thread(id="0", prompt="Current State: 10:[2, 3, 4], Operations: []")
+    root.add_span("gen", "\nExploring Operation: 2+3=5, Resulting Numbers: [4, 5]\n"
+                         "Exploring Operation: 4*5=21, Resulting Numbers: [21]\n21,10 unequal: No Solution\n")
+    child = Thread(id="0.0", prompt="Current State: 10:[4, 5], Operations: ['2+3=5']")
+    child.add_span("gen", "\nExploring Operation: 5/4=1, Resulting Numbers: [1]\n"
+                          "Exploring Operation: 8/4=2, Resulting Numbers: [2]\n")
+    root.spawns.append([child])
+    assert arithmetic_errors(root) == (4, 2)  # 4*5 is not 21; 5/4 is not a whole number
+    old = {"correct": False, "failure": "no_answer", "answer": None, "total_tokens": 1, "generated_tokens": 1,
+           "sequential_tokens": 1, "longest_context": 1, "n_threads": 2, "n_spawns": 1, "children_per_spawn": 1.0,
+           "latency_s": 0.0, "finish_reason": "eos", "tree": root.to_dict()}
+    score = SampleScore.from_dict(old)  # a record from before the count existed is counted from its tree
+    assert (score.operations, score.wrong_operations) == (4, 2)
