@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,29 @@ from apr.data.stats import WINDOWS
 
 app = typer.Typer(no_args_is_help=True, help="Generate Countdown problems, solver demonstrations and SFT data.")
 console = Console(stderr=True)
+
+
+class Format(str, Enum):
+    apr = "apr"
+    sosp = "sosp"
+
+
+class Order(str, Enum):
+    shuffled = "shuffled"
+    canonical = "canonical"
+
+
+class Condition(str, Enum):
+    none = "none"
+    sub_calls = "sub-calls"
+    tokens = "tokens"
+
+
+class Segments(str, Enum):
+    all = "all"
+    root_last = "root-last"
+
+
 FRESH_HELP = ("Discard the shards an interrupted run left instead of resuming them (a resume with other "
               "inputs or settings is refused).")
 
@@ -50,14 +74,14 @@ def problems(
 def traces(
     problems_file: Path = typer.Option(..., "--problems", "-p", help="Problems JSONL/Parquet (from `apr data problems`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .jsonl or .parquet."),
-    format: str = typer.Option("apr", "--format", "-f", help="sosp (serialized search) or apr (fork-join threads)."),
+    format: Format = typer.Option(Format.apr, "--format", "-f", help="sosp (serialized search) or apr (fork-join threads)."),
     max_beam: Optional[int] = typer.Option(None, help="Beam ~ U{min_beam..max_beam} (default: 10 for apr, 5 for sosp)."),
     min_beam: int = typer.Option(1, help="Smallest beam drawn (the paper: 1)."),
     max_sub_beam: int = typer.Option(15, help="APR child beam ~ U{beam..max_sub_beam}."),
     p_spawn: float = typer.Option(0.9, help="APR: probability an expansion delegates its successors."),
     p_dfs: float = typer.Option(0.5, help="SoS+: probability an expansion doubles down into DFS."),
     max_depth: int = typer.Option(1, help="APR: spawn nesting depth (the paper: 1)."),
-    order: str = typer.Option("shuffled", help="shuffled (the paper) or canonical: successors written, and APR "
+    order: Order = typer.Option(Order.shuffled, help="shuffled (the paper) or canonical: successors written, and APR "
                                                "children spawned, in node order; far easier for small models."),
     seed: int = typer.Option(0, help="Seed for beams and search order."),
     limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
@@ -67,9 +91,9 @@ def traces(
     """Solve every problem with the symbolic hybrid search and record the demonstration."""
     from apr.data.generate import TraceSettings, generate_traces
 
-    beam = max_beam if max_beam is not None else (10 if format == "apr" else 5)
-    settings = TraceSettings(format, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam,  # type: ignore[arg-type]
-                             order)
+    beam = max_beam if max_beam is not None else (10 if format is Format.apr else 5)
+    settings = TraceSettings(format.value, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam,  # type: ignore[arg-type]
+                             order.value)  # type: ignore[arg-type]
     summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit, fresh=fresh)
     console.print(f"[green]wrote[/] {summary['path']}: {summary['traces']} traces, "
                   f"solver success {summary['success_rate']:.1%}")
@@ -80,25 +104,22 @@ def traces(
 def sft(
     traces_file: Path = typer.Option(..., "--traces", "-t", help="Demonstrations (from `apr data traces`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .jsonl or .parquet."),
-    condition: str = typer.Option("none", help="Budget prefix: none, sub-calls (APR) or tokens (SoS+)."),
+    condition: Condition = typer.Option(Condition.none, help="Budget prefix: none, sub-calls (APR) or tokens (SoS+)."),
     only_solved: bool = typer.Option(False, help="Keep only demonstrations that reach the target."),
-    segments: str = typer.Option("all", help="all, or root-last: only the root's segment after its last join "
+    segments: Segments = typer.Option(Segments.all, help="all, or root-last: only the root's segment after its last join "
                                              "(the answer it rebuilds from its children), for a second SFT phase."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer folder for token budgets (default: bundled)."),
 ) -> None:
     """One example per thread segment, with the prompt/completion boundary for loss masking."""
     from apr.data.sft import SftOptions, export_sft
 
-    if segments not in ("all", "root-last"):
-        raise typer.BadParameter(f"--segments must be all or root-last, got {segments!r}")
-
     count = None
-    if condition == "tokens":
+    if condition is Condition.tokens:
         from apr.tokenizer import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
         count = lambda text: len(tok.encode(text, add_special_tokens=False)) + 2  # noqa: E731  (BOS, EOS)
-    summary = export_sft(traces_file, out, SftOptions(condition, only_solved, segments), count)  # type: ignore[arg-type]
+    summary = export_sft(traces_file, out, SftOptions(condition.value, only_solved, segments.value), count)  # type: ignore[arg-type]
     console.print(f"[green]wrote[/] {summary['path']}: {summary['examples']} examples "
                   f"from {summary['demonstrations']} demonstrations")
 

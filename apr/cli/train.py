@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields
+from enum import Enum
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -17,6 +18,11 @@ from apr.cli.common import (Precision, cpu_threads_option, fail_cleanly, progres
                             tensorboard_option)
 from apr.cli.train_grpo import grpo
 from apr.runtime.cpu import set_cpu_threads
+
+class LossOn(str, Enum):
+    all = "all"
+    completion = "completion"
+
 
 app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on SoS+/APR thread data.")
 
@@ -47,7 +53,7 @@ def sft(
     init_from: Optional[Path] = typer.Option(None, help="Start from this checkpoint instead of a fresh model."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer folder (default: bundled)."),
     context_length: Optional[int] = typer.Option(None, help="Max positions (default: the preset's, 4096)."),
-    loss_on: str = typer.Option(_default("loss_on"), help="all (the paper) or completion."),
+    loss_on: LossOn = typer.Option(_default("loss_on"), help="all (the paper) or completion."),
     truncate: bool = typer.Option(False, "--truncate", help="Cut sequences longer than the context."),
     drop_long: bool = typer.Option(False, "--drop-long", help="Skip sequences longer than the context."),
     tokens_per_batch: int = typer.Option(_default("tokens_per_batch"), help="Padded tokens per micro-batch per process."),
@@ -80,7 +86,7 @@ def sft(
     config = SFTConfig(
         data=[str(p) for p in data], out=str(out), val_data=[str(p) for p in val_data], val_fraction=val_fraction,
         preset=preset, init_from=str(init_from) if init_from else None, tokenizer=str(tokenizer) if tokenizer else None,
-        context_length=context_length, loss_on=loss_on,  # type: ignore[arg-type]  # checked by train_sft
+        context_length=context_length, loss_on=loss_on.value,  # type: ignore[arg-type]
         long_policy="truncate" if truncate else "drop" if drop_long else "error",
         tokens_per_batch=tokens_per_batch, grad_accum=grad_accum, lr=lr, min_lr_ratio=min_lr_ratio,
         warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm, max_steps=max_steps,

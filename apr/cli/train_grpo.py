@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,6 +15,11 @@ from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
 from apr.runtime.cpu import set_cpu_threads
 from apr.runtime.limits import Limits
+
+
+class Advantage(str, Enum):
+    std = "std"
+    mean = "mean"
 
 
 def _default(cls: type, name: str) -> Any:
@@ -43,7 +49,7 @@ def grpo(
                                help="PPO ratio clip (TRL's epsilon)."),
     kl_beta: float = typer.Option(_default(GRPOConfig, "kl_beta"), "--beta", "--kl-beta",
                                   help="k3 KL coefficient, 0 = no reference model (TRL's beta)."),
-    advantage: str = typer.Option(_default(GRPOConfig, "advantage"), help="std (group-normalised, paper) or mean."),
+    advantage: Advantage = typer.Option(_default(GRPOConfig, "advantage"), help="std (group-normalised, paper) or mean."),
     join_samples: int = typer.Option(_default(GRPOConfig, "join_samples"),
                                      help="Extra root continuations sampled per post-join state whose children "
                                           "found an answer, trained as their own groups (0 = off)."),
@@ -85,7 +91,7 @@ def grpo(
         val_problems=str(val_problems) if val_problems else None, val_size=val_size,
         prompts_per_step=prompts_per_step, group_size=group_size, temperature=temperature, steps=steps,
         inner_steps=inner_steps, lr=lr,
-        weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage,  # type: ignore[arg-type]
+        weight_decay=weight_decay, clip=clip, kl_beta=kl_beta, advantage=advantage.value,  # type: ignore[arg-type]
         join_samples=join_samples, join_weight=join_weight,
         max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision.value,  # type: ignore[arg-type]
         rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),
