@@ -143,3 +143,20 @@ def test_a_bf16_engine_keeps_rope_buffers_in_fp32():
     EmbeddedBackend(model, tok, max_slots=2, dtype=torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
     assert all(b.dtype == torch.float32 for name, b in model.named_buffers() if "inv_freq" in name)
+
+
+def test_small_checkpoints_decode_on_one_thread_by_default(tmp_path):
+    """The default thread count follows the checkpoint's size, read from its config alone."""
+    import json
+
+    from apr.runtime.cpu import SMALL_MODEL, default_cpu_threads, estimated_parameters
+
+    small = {"hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 688, "vocab_size": 488,
+             "num_attention_heads": 4, "num_key_value_heads": 4, "tie_word_embeddings": False}
+    big = small | {"hidden_size": 2048, "num_hidden_layers": 16, "intermediate_size": 5504}
+    for name, config in (("small", small), ("big", big)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    assert estimated_parameters(tmp_path / "small") < SMALL_MODEL < estimated_parameters(tmp_path / "big")
+    assert default_cpu_threads(tmp_path / "small") == 1
+    assert default_cpu_threads(tmp_path / "big") is None and default_cpu_threads(tmp_path / "missing") is None
