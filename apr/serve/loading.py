@@ -1,7 +1,8 @@
 """Which model a server or a solve run uses, and the embedded backend over it.
 
-The default is the bundled APR model, ``models/apr-cpu`` in the repository, found relative to this
-package (not the working directory) so ``apr serve`` and ``apr solve`` work from anywhere.
+The default is the bundled APR model, shipped inside the package (``apr/assets/models/apr-cpu``;
+``models/`` in a checkout links there), so ``apr serve`` and ``apr solve`` work from any directory
+and from an installed wheel.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from apr.runtime.embedded import EmbeddedBackend
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "apr-cpu"
+BUNDLED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+DEFAULT_MODEL = BUNDLED_MODELS / "apr-cpu"
 
 
 def resolve_model(path: Path | None) -> Path:
