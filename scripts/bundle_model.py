@@ -121,14 +121,30 @@ def _phase_lines(state: dict, metrics: list[dict]) -> list[str]:
     ]
 
 
+def front_matter(name: str, fmt: str, summary: dict | None, base_model: str | None, dataset: str) -> list[str]:
+    """The Hub's card metadata: license, lineage, data and the measured greedy accuracy (model-index)."""
+    lines = ["---", "library_name: transformers", "pipeline_tag: text-generation", "license: apache-2.0",
+             "tags: [countdown, adaptive-parallel-reasoning, llama]", f"datasets: [{dataset}]"]
+    if base_model:
+        lines += [f"base_model: {base_model}", "base_model_relation: finetune"]
+    setting = f"{fmt}-t0"
+    if summary is not None and setting in summary["settings"]:
+        s = summary["settings"][setting]
+        lines += ["model-index:", f"- name: {name}", "  results:", "  - task: {type: text-generation, name: Countdown}",
+                  f"    dataset: {{type: {dataset}, name: {summary['run']['problems_file']} (first {s['problems']})}}",
+                  f"    metrics: [{{type: accuracy, name: greedy accuracy (strict verifier), "
+                  f"value: {100 * s['accuracy']:.1f}}}]"]
+    return lines + ["---", ""]
+
+
 def card(name: str, fmt: str, phases: list[tuple[dict, list[dict]]], params: int, summary: dict | None,
-         data_commands: list[str], notes: list[str]) -> str:
+         data_commands: list[str], notes: list[str], base_model: str | None = None,
+         dataset: str = "countdown") -> str:
     cfg = phases[0][0]["config"]  # the SFT phase that made the model: preset, context
     kind = "an APR (fork-join threads)" if fmt == "apr" else "a SoS+ (serialized search)"
     grpo = " and improved with `apr train grpo`" if any(s.get("trained_with") == "grpo" for s, _ in phases) else ""
     lines = [
-        "---", "library_name: transformers", "pipeline_tag: text-generation",
-        "tags: [countdown, adaptive-parallel-reasoning, llama]", "---", "",
+        *front_matter(name, fmt, summary, base_model, dataset),
         f"# {name}: {kind} Countdown model trained on a CPU", "",
         f"A Llama-architecture model ({params / 1e6:.2f}M parameters, preset `{cfg['preset']}`, context "
         f"{cfg['context_length']}) trained from scratch by `apr train sft`{grpo}. Loads with stock `transformers` "
@@ -163,6 +179,8 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, help="summary.json of an `apr eval` run of this checkpoint")
     ap.add_argument("--data-command", action="append", default=[], help="a command that made the data (repeatable)")
     ap.add_argument("--note", action="append", default=[], help="a line for the training section (repeatable)")
+    ap.add_argument("--base-model", help="the bundled model this one was fine-tuned from (card lineage), e.g. apr-cpu")
+    ap.add_argument("--dataset", default="countdown", help="dataset name for the card (the data commands make it)")
     args = ap.parse_args()
 
     phases = [_records(run) for run in args.run]
@@ -177,7 +195,7 @@ def main() -> None:
         if (final / name).is_file():
             shutil.copy2(final / name, args.out / name)
     text = card(args.out.name, args.format, phases, _parameters(final / "model.safetensors"), summary,
-                args.data_command, args.note)
+                args.data_command, args.note, args.base_model, args.dataset)
     (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} ({weights_mb:.1f} MB of weights) and its model card")
 
