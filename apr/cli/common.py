@@ -73,6 +73,11 @@ def served_model_name_option(*aliases: str, envvar: str | None = None) -> Any:
                         help="Model name on the server; default: its only model.")
 
 
+def context_length_option(default: str = "what the server reports") -> Any:
+    return typer.Option(None, "--context-length", min=2, help="A server's context window in tokens, for servers "
+                        f"whose /v1/models does not report it (llama.cpp). [default: {default}]")
+
+
 def progress_option() -> Any:
     return typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
+from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, fail_cleanly, max_slots_option,
                             progress_option)
 from apr.eval.settings import EvalConfig, sweep
 from apr.runtime.cpu import set_cpu_threads
@@ -78,8 +78,7 @@ def eval_cmd(
     backend_url: Optional[str] = backend_url_option(),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder. [default: the checkpoint's, else the "
                                             "bundled one]"),
-    context_length: Optional[int] = typer.Option(None, min=2, help="Served models: the server's context window. "
-                                                 "[default: the local checkpoint's]"),
+    context_length: Optional[int] = context_length_option("the local checkpoint's"),
     cpu_threads: Optional[int] = cpu_threads_option(),
     fresh: bool = typer.Option(False, help="Discard earlier results of these settings instead of resuming."),
     progress: bool = progress_option(),

@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from apr.cli.common import backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option, served_model_name_option
+from apr.cli.common import (backend_url_option, context_length_option, cpu_threads_option, fail_cleanly,
+                            max_slots_option, served_model_name_option)
 from apr.countdown.problems import Problem
 from apr.grammar import answer_path
 from apr.runtime.backend import Backend, SamplingParams
@@ -59,6 +60,7 @@ def solve(
                                          f"final/). Default: the bundled {DEFAULT_MODEL.name} model."),
     backend_url: Optional[str] = backend_url_option(),
     served_model_name: Optional[str] = served_model_name_option(),
+    context_length: Optional[int] = context_length_option(),
     symbolic: bool = typer.Option(False, help="Run the symbolic APR solver instead of a model."),
     sub_call_budget: Optional[int] = typer.Option(None, min=0, help="Prefix the prompt with 'Sub Call Budget: N ' "
                                                   "(--symbolic: the parent's beam, i.e. children per spawn)."),
@@ -94,7 +96,8 @@ def solve(
         recount(tree, count)
         result = judge(problem, tree)
     else:
-        backend, source, count = _backend(problem, model, backend_url, served_model_name, max_slots, cpu_threads)
+        backend, source, count = _backend(problem, model, backend_url, served_model_name, max_slots, cpu_threads,
+                                          context_length)
         result = asyncio.run(_run(problem, backend, _config(temperature, seed, limits), sub_call_budget))
     _report(result, source, count, show_text)
     _write_outputs(result, source, count, json_path, html_path)
@@ -117,7 +120,7 @@ def _bundled_counter() -> TokenCounter:
 
 
 def _backend(problem: Problem, model: Path | None, url: str | None, name: str | None, max_slots: int,
-             cpu_threads: int | None) -> tuple[Backend, str, TokenCounter]:
+             cpu_threads: int | None, context_length: int | None = None) -> tuple[Backend, str, TokenCounter]:
     """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``.
 
     A problem outside the checkpoint's recorded training range is refused before the model loads.
@@ -126,7 +129,7 @@ def _backend(problem: Problem, model: Path | None, url: str | None, name: str | 
         from apr.runtime.openai_backend import OpenAIBackend
 
         encode = _bundled_encoder()
-        name, context = _remote_model(url, name)
+        name, context = _remote_model(url, name, context_length)
         backend = OpenAIBackend(url, name, encode, context)
         return backend, f"{name} at {url}", backend.count_tokens
     from apr.models.trained_range import check_in_range
@@ -137,8 +140,9 @@ def _backend(problem: Problem, model: Path | None, url: str | None, name: str | 
     return backend, f"{path} (embedded engine, {backend.engine.device})", backend.count_tokens
 
 
-def _remote_model(url: str, name: str | None) -> tuple[str, int]:
-    """The server's model name and context window (vLLM and apr serve report ``max_model_len``)."""
+def _remote_model(url: str, name: str | None, context_length: int | None) -> tuple[str, int]:
+    """The server's model name and context window (vLLM and apr serve report ``max_model_len``; for a
+    server that does not, ``--context-length`` is required rather than guessed)."""
     from openai import OpenAI, OpenAIError
 
     try:
@@ -153,7 +157,15 @@ def _remote_model(url: str, name: str | None) -> tuple[str, int]:
     card = next((c for c in cards if c.id == name), None)
     if card is None:
         raise ValueError(f"{url} has no model {name!r}; it serves {names}")
-    return name, int((card.model_extra or {}).get("max_model_len") or 4096)
+    reported = (card.model_extra or {}).get("max_model_len")
+    if context_length is not None:
+        if reported and int(reported) != context_length:
+            raise ValueError(f"--context-length {context_length} differs from the {reported} tokens {url} reports")
+        return name, context_length
+    if not reported:
+        raise ValueError(f"{url} does not report {name!r}'s context window: pass --context-length (the n_ctx "
+                         "the server was started with)")
+    return name, int(reported)
 
 
 def _config(temperature: float, seed: int | None, limits: Limits) -> SolveConfig:

@@ -171,3 +171,19 @@ def test_the_readme_demo_runs_the_bundled_model_and_verifies_its_answer(tmp_path
     record = json.loads((tmp_path / "tree.json").read_text())
     assert record["verified"] is True and record["operations"] == ["22-16=6", "7*6=42"]
     assert len(record["tree"]["spawns"][0]) >= 2  # it forked: one child per first move
+
+
+def test_a_server_that_does_not_report_its_window_needs_context_length(tmp_path):
+    """llama.cpp's /v1/models has no max_model_len: guessing 4,096 against a 1,024 model would overrun it."""
+    from fastapi import FastAPI
+
+    quiet = FastAPI()
+
+    @quiet.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "x"}]}
+
+    with Loopback(quiet) as server:
+        r = invoke("27", "1", "2", "3", "--backend-url", server.url)
+        assert r.exit_code == 2 and "does not report 'm''s context window: pass --context-length" in \
+            " ".join(r.output.split())
