@@ -272,7 +272,7 @@ def fuzz(rollouts: int, seed: int = 0, model_share: float = 0.1, batch: int = 32
             done += size
         if model_backend is not None:
             engine = model_backend.engine
-            if engine.has_work() or any(o is not None for o in engine._owner):
+            if engine.has_work() or engine.slots_in_use():
                 report.violations.append("the engine kept work or caches after every rollout ended")
 
     asyncio.run(run())

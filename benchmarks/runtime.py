@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from apr import grammar as g
 from apr.countdown.search import AprSettings, apr_search
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.embedded import EmbeddedBackend

@@ -21,7 +21,8 @@ from apr.countdown.problems import Problem
 from apr.data.io import DataFileError
 from apr.models.trained_range import trained_range
 from apr.runtime.backend import Backend, SamplingParams
-from apr.runtime.embedded import EmbeddedBackend, TokenCodec
+from apr.runtime.codec import TokenCodec
+from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.openai_backend import OpenAIBackend
 from apr.tokenizer import load_tokenizer
 

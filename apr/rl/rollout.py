@@ -23,7 +23,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from apr.rl.continuations import sample_continuations
 from apr.runtime.backend import Generation, SamplingParams
-from apr.runtime.embedded import EmbeddedBackend, TokenCodec
+from apr.runtime.codec import TokenCodec
+from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.limits import Limits
 from apr.runtime.openai_backend import OpenAIBackend
 from apr.runtime.orchestrator import SolveConfig, asolve_many

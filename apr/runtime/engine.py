@@ -6,93 +6,26 @@ with every other live thread. A finished sequence keeps its cache (it is *paused
 call can ``crop`` it and ``extend`` it with new tokens: that is the join, which keeps the parent's
 KV, drops the spawn block and prefills only the join block.
 
-Cache layout: one K and one V tensor of shape ``[layers, slots, kv_heads, max_len, head_dim]``.
-A sequence owns a slot (a row). Running sequences are kept packed in slots ``[0, n_running)``,
-those that feed one token (decoders) first, so decode attention reads a plain strided view of the
-cache instead of gathering rows every step. Packing moves a sequence's cached positions when it
-starts or stops running, which is rare next to steps. Paused sequences that nobody needs are
-evicted least-recently-used when slots run out; an evicted sequence keeps its tokens and simply
-re-prefills them when it runs again.
-
-The forward pass is a thin re-implementation over the model's own modules rather than a call to
-``model(...)``: the batch is a flat list of tokens (decoders and prefills mixed, no padding)
-that needs per-token cache slots and positions, a cache that HF's ``Cache`` classes do not
-express, and on CPU it skips HF's per-call mask and cache bookkeeping. Attention uses
-``scaled_dot_product_attention`` with a boolean mask, which on CPU is ~20x faster than eager
-matmul attention in bf16 for one query token per row (measured: 1.8 ms vs 34 ms per layer at
-32 rows x 1k positions). Tests check the result against ``model.generate`` token for token.
+The parts, one module each: ``sequence`` (a sequence and its call), ``kv_cache`` (slots, layout,
+eviction), ``model_runner`` (the forward pass), ``sampler`` (next tokens), ``text`` (stop strings).
+A step is schedule -> run -> sample -> postprocess.
 """
 
 from __future__ import annotations
 
-import codecs
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 from transformers import LlamaForCausalLM
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from apr.runtime.backend import Generation, SamplingParams
-
-
-@dataclass
-class CallStats:
-    """Bookkeeping of one decode call (one ``extend`` with sampling params)."""
-
-    prompt_tokens: int
-    submitted: float
-    cached_tokens: int = 0
-    started: float | None = None  # the step that prefilled the prompt began
-    first_token: float | None = None
-    finished: float | None = None
-    steps: int = 0
-
-
-@dataclass(eq=False)
-class Sequence:
-    """One token sequence with its cache slot and, while running, the state of its decode call."""
-
-    id: int
-    tokens: list[int]
-    n_cached: int = 0  # leading tokens whose K/V sit in the cache
-    slot: int | None = None
-    last_used: float = 0.0
-    # State of the current call (``params`` is None while paused).
-    params: SamplingParams | None = None
-    generator: torch.Generator | None = None
-    out_ids: list[int] = field(default_factory=list)
-    out_logprobs: list[float] | None = None
-    stream: TextStream | None = None
-    finish_reason: str | None = None
-    error: Exception | None = None  # why a call finished with "error"
-    stats: CallStats | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.params is not None
-
-    @property
-    def n_pending(self) -> int:
-        return len(self.tokens) - self.n_cached
-
-    def result(self) -> Generation:
-        """The finished call as a ``Generation``."""
-        assert self.finish_reason is not None and self.stats is not None, "call has not finished"
-        s = self.stats
-        end = s.finished
-        first = s.first_token if s.first_token is not None else end
-        return Generation(
-            text=self.stream.text, token_ids=list(self.out_ids), finish_reason=self.finish_reason,
-            prompt_tokens=s.prompt_tokens, cached_tokens=s.cached_tokens,
-            logprobs=list(self.out_logprobs) if self.out_logprobs is not None else None,
-            prefill_seconds=first - s.started if s.started is not None else 0.0,
-            decode_seconds=end - first,
-            extra={"queue_seconds": (s.started if s.started is not None else end) - s.submitted, "steps": s.steps},
-        )
+from apr.runtime.backend import SamplingParams
+from apr.runtime.kv_cache import KVCache
+from apr.runtime.model_runner import ModelRunner
+from apr.runtime.sampler import sample
+from apr.runtime.sequence import CallStats, Sequence, Status
+from apr.runtime.text import TextStream
 
 
 class Engine:
@@ -110,16 +43,9 @@ class Engine:
         self.max_slots = max_slots
         self.stop_token_ids = frozenset(stop_token_ids)
         self.token_bytes = token_bytes  # per token id, what it contributes to the text (b"" for specials)
-        attn = model.model.layers[0].self_attn
-        self.n_heads, self.n_kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.head_dim = attn.head_dim
-        self.scaling = attn.scaling
-        param = next(model.parameters())
-        shape = (cfg.num_hidden_layers, max_slots, self.n_kv_heads, self.max_len, self.head_dim)
-        self.k_cache = torch.zeros(shape, dtype=param.dtype, device=param.device)
-        self.v_cache = torch.zeros(shape, dtype=param.dtype, device=param.device)
-        self.device = param.device
-        self._owner: list[Sequence | None] = [None] * max_slots
+        self.cache = KVCache(model, max_slots, self.max_len)
+        self.runner = ModelRunner(model, self.cache)
+        self.device = self.runner.device
         self._running: list[Sequence] = []  # in the order they started; the first max_slots run
         self._next_id = 0
 
@@ -140,13 +66,7 @@ class Engine:
         self._require_paused(seq)
         child = self.new_sequence()
         child.tokens = list(seq.tokens)
-        slot = self._take_free_slot(keep=seq) if seq.slot is not None and seq.n_cached else None
-        if slot is not None:
-            self._owner[slot], child.slot = child, slot
-            n = seq.n_cached
-            self.k_cache[:, child.slot, :, :n] = self.k_cache[:, seq.slot, :, :n]
-            self.v_cache[:, child.slot, :, :n] = self.v_cache[:, seq.slot, :, :n]
-            child.n_cached = n
+        self.cache.copy_into_free_slot(seq, child)
         return child
 
     def crop(self, seq: Sequence, n: int) -> None:
@@ -186,6 +106,7 @@ class Engine:
         elif params.max_tokens <= 0:
             self._finish(seq, "length")
         else:
+            seq.status = Status.RUNNING
             self._running.append(seq)
 
     def cancel(self, seq: Sequence) -> None:
@@ -201,13 +122,14 @@ class Engine:
     def free(self, seq: Sequence) -> None:
         """Forget a sequence and release its slot."""
         self.cancel(seq)
-        if seq.slot is not None:
-            self._owner[seq.slot] = None
-            seq.slot = None
-        seq.n_cached = 0
+        self.cache.release(seq)
 
     def has_work(self) -> bool:
         return bool(self._running)
+
+    def slots_in_use(self) -> int:
+        """Cache rows held by a sequence, running or paused."""
+        return self.cache.slots_in_use()
 
     def _require_paused(self, seq: Sequence) -> None:
         if seq.running:
@@ -238,17 +160,24 @@ class Engine:
 
     @torch.inference_mode()
     def _step(self, active: list[Sequence]) -> list[Sequence]:
-        done: list[Sequence] = []
-        batch, n_decoders = self._pack(active)
+        batch, n_decoders = self.cache.pack(active)  # schedule: lay the batch out in the cache
         if not batch:
-            return done
+            return []
+        self._mark_started(batch)
+        logits = self.runner.forward(batch, n_decoders)  # run
+        tokens, logprobs = sample(logits, batch)
+        return self._postprocess(batch, tokens, logprobs)
+
+    def _mark_started(self, batch: list[Sequence]) -> None:
         start = time.perf_counter()
         for seq in batch:
             if seq.stats.started is None:
                 seq.stats.started = start
                 seq.stats.cached_tokens = seq.n_cached
-        logits = self._forward(batch, n_decoders)
-        tokens, logprobs = sample(logits, batch)
+
+    def _postprocess(self, batch: list[Sequence], tokens: list[int], logprobs: list[float]) -> list[Sequence]:
+        """Record each sequence's new token; return those whose call ended with it."""
+        done: list[Sequence] = []
         now = time.perf_counter()
         for seq, tok, lp in zip(batch, tokens, logprobs):
             seq.n_cached = len(seq.tokens)
@@ -280,215 +209,9 @@ class Engine:
 
     def _finish(self, seq: Sequence, reason: str) -> None:
         seq.stream.close()
+        seq.status = Status.PAUSED
         seq.finish_reason = reason
         seq.stats.finished = time.perf_counter()
         seq.params = None
         seq.generator = None
         seq.last_used = time.perf_counter()
-
-    # -- slots -------------------------------------------------------------------------------
-    def _pack(self, active: list[Sequence]) -> tuple[list[Sequence], int]:
-        """Lay out this step's batch: ``d`` decoders in slots [0, d), prefills after."""
-        decoders = [s for s in active if s.n_pending == 1 and s.slot is not None]
-        prefills = [s for s in active if not (s.n_pending == 1 and s.slot is not None)]
-        self._place(decoders, 0)
-        self._place(prefills, len(decoders))
-        return decoders + prefills, len(decoders)
-
-    def _place(self, group: list[Sequence], lo: int) -> None:
-        """Move ``group`` into slots [lo, lo + len(group)), touching as few caches as possible.
-
-        Called for the decoders first, so a hole here is never owned by a running decoder; a
-        running prefill sitting in a decoder hole just trades places with the decoder.
-        """
-        hi = lo + len(group)
-        members = set(map(id, group))
-        movers = [s for s in group if s.slot is None or not lo <= s.slot < hi]
-        holes = [i for i in range(lo, hi) if self._owner[i] is None or id(self._owner[i]) not in members]
-        for seq, hole in zip(movers, holes):
-            if seq.slot is None:
-                self._vacate(hole)
-                self._owner[hole], seq.slot, seq.n_cached = seq, hole, 0
-            else:
-                self._swap(seq.slot, hole)
-        group.sort(key=lambda s: s.slot)  # the forward pass reads slots in this order
-
-    def _vacate(self, slot: int) -> None:
-        """Empty ``slot``, moving its paused owner elsewhere (or evicting it if the cache is full)."""
-        if self._owner[slot] is None:
-            return
-        free = self._take_free_slot(exclude=slot)
-        if free is not None:
-            self._swap(slot, free)
-        else:
-            self._drop(self._owner[slot])
-
-    def _take_free_slot(self, exclude: int | None = None, keep: Sequence | None = None) -> int | None:
-        """A free slot, evicting the least recently used paused sequence if there is none."""
-        for i in range(self.max_slots - 1, -1, -1):
-            if self._owner[i] is None and i != exclude:
-                return i
-        idle = [s for i, s in enumerate(self._owner)
-                if s is not None and i != exclude and not s.running and s is not keep]
-        if not idle:
-            return None
-        victim = min(idle, key=lambda s: s.last_used)
-        slot = victim.slot
-        self._drop(victim)
-        return slot
-
-    def _drop(self, seq: Sequence) -> None:
-        """Evict a paused sequence's cache; it keeps its tokens and re-prefills when it runs."""
-        self._owner[seq.slot] = None
-        seq.slot, seq.n_cached = None, 0
-
-    def _swap(self, a: int, b: int) -> None:
-        """Exchange the contents (owners and cached positions) of slots ``a`` and ``b``."""
-        sa, sb = self._owner[a], self._owner[b]
-        na = sa.n_cached if sa is not None else 0
-        nb = sb.n_cached if sb is not None else 0
-        for cache in (self.k_cache, self.v_cache):
-            tmp = cache[:, a, :, :na].clone()
-            cache[:, a, :, :nb] = cache[:, b, :, :nb]
-            cache[:, b, :, :na] = tmp
-        self._owner[a], self._owner[b] = sb, sa
-        if sa is not None:
-            sa.slot = b
-        if sb is not None:
-            sb.slot = a
-
-    # -- the forward pass --------------------------------------------------------------------
-    def _forward(self, batch: list[Sequence], d: int) -> torch.Tensor:
-        """Logits ``[len(batch), vocab]`` (fp32) of each sequence's last pending token.
-
-        ``batch`` is laid out by ``_pack``: decoders (one token each) in slots 0..d-1, then
-        prefills. All pending tokens go through the projections and MLPs as one flat matrix;
-        decoders share one attention call over a view of the cache, each prefill gets its own.
-        """
-        ids, pos, last = [], [], []
-        for seq in batch:
-            ids += seq.tokens[seq.n_cached:]
-            pos += range(seq.n_cached, len(seq.tokens))
-            last.append(len(ids) - 1)
-        dev = self.device
-        ids_t = torch.tensor(ids, device=dev)
-        pos_t = torch.tensor(pos, device=dev)
-        dec_slots = torch.arange(d, device=dev)
-        n = len(ids)
-        # Decoder rows attend to positions <= their own; one mask serves every layer.
-        dec_len = max((s.n_cached + 1 for s in batch[:d]), default=0)
-        dec_mask = (torch.arange(dec_len, device=dev)[None, :] <= pos_t[:d, None])[:, None, None, :]
-        prefill_spans = []  # (slot, first flat row, first position, new tokens, mask or None: causal)
-        row = d
-        for seq in batch[d:]:
-            n_new = seq.n_pending
-            mask = None  # a fresh prefill is plainly causal, which SDPA does in half the time
-            if seq.n_cached:
-                q_pos = torch.arange(seq.n_cached, seq.n_cached + n_new, device=dev)
-                mask = torch.arange(seq.n_cached + n_new, device=dev)[None, :] <= q_pos[:, None]
-            prefill_spans.append((seq.slot, row, seq.n_cached, n_new, mask))
-            row += n_new
-
-        m = self.model.model
-        h = m.embed_tokens(ids_t)
-        cos, sin = m.rotary_emb(h, pos_t[None])
-        cos, sin = cos[0], sin[0]
-        gqa = self.n_kv_heads != self.n_heads
-        for layer_idx, layer in enumerate(m.layers):
-            attn = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = attn.q_proj(x).view(n, self.n_heads, self.head_dim)
-            k = attn.k_proj(x).view(n, self.n_kv_heads, self.head_dim)
-            v = attn.v_proj(x).view(n, self.n_kv_heads, self.head_dim)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
-            k_cache, v_cache = self.k_cache[layer_idx], self.v_cache[layer_idx]
-            # Decoders scatter one position each; a prefill's positions are contiguous, so it copies
-            # a slice (a scatter of the same rows costs several times more on CPU).
-            k_cache[dec_slots, :, pos_t[:d]] = k[:d]
-            v_cache[dec_slots, :, pos_t[:d]] = v[:d]
-            for slot, r, p0, k_len, _ in prefill_spans:
-                k_cache[slot, :, p0:p0 + k_len] = k[r:r + k_len].transpose(0, 1)
-                v_cache[slot, :, p0:p0 + k_len] = v[r:r + k_len].transpose(0, 1)
-            out = torch.empty_like(q)
-            if d:
-                out[:d] = F.scaled_dot_product_attention(
-                    q[:d, :, None], k_cache[:d, :, :dec_len], v_cache[:d, :, :dec_len],
-                    attn_mask=dec_mask, scale=self.scaling, enable_gqa=gqa)[:, :, 0]
-            for slot, r, p0, k_len, mask in prefill_spans:
-                out[r:r + k_len] = F.scaled_dot_product_attention(
-                    q[r:r + k_len].transpose(0, 1)[None], k_cache[slot:slot + 1, :, :p0 + k_len],
-                    v_cache[slot:slot + 1, :, :p0 + k_len], attn_mask=mask, is_causal=mask is None,
-                    scale=self.scaling, enable_gqa=gqa)[0].transpose(0, 1)
-            h = h + attn.o_proj(out.view(n, -1))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        h = m.norm(h[torch.tensor(last, device=dev)])
-        return self.model.lm_head(h).float()
-
-
-def sample(logits: torch.Tensor, batch: list[Sequence]) -> tuple[list[int], list[float]]:
-    """Pick each row's next token with its sequence's params; also its log-prob.
-
-    Greedy rows take the argmax. Sampled rows apply temperature, top-k and top-p, then draw one
-    uniform number from the sequence's own generator and invert the CDF: the random stream of a
-    sequence does not depend on which other sequences share the batch. Log-probs are of the raw
-    model distribution (before temperature and truncation), or of ``logits / temperature`` for
-    sequences that ask for ``tempered_logprobs``: in each case what a trainer recomputes.
-    """
-    logprobs = torch.log_softmax(logits, dim=-1)
-    tokens = logits.argmax(dim=-1)
-    rows = [i for i, s in enumerate(batch) if not s.params.greedy]
-    if rows:
-        dev = logits.device
-        idx = torch.tensor(rows, device=dev)
-        params = [batch[i].params for i in rows]
-        scaled = logits[idx] / torch.tensor([p.temperature for p in params], device=dev)[:, None]
-        tempered = [j for j, p in enumerate(params) if p.tempered_logprobs]
-        if tempered:
-            logprobs[idx[tempered]] = torch.log_softmax(scaled[tempered], dim=-1)
-        sorted_logits, order = scaled.sort(dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        vocab = probs.shape[-1]
-        rank = torch.arange(vocab, device=dev)[None, :]
-        top_k = torch.tensor([min(p.top_k, vocab) if p.top_k > 0 else vocab for p in params], device=dev)[:, None]
-        top_p = torch.tensor([p.top_p for p in params], device=dev)[:, None]
-        keep = (rank < top_k) & ((probs.cumsum(dim=-1) - probs) < top_p)
-        keep[:, 0] = True
-        cdf = (probs * keep).cumsum(dim=-1)
-        draws = torch.stack([torch.rand((), generator=batch[i].generator) for i in rows])  # CPU generators
-        u = draws.to(dev) * cdf[:, -1]
-        pick = torch.searchsorted(cdf, u[:, None]).clamp_(max=vocab - 1)
-        tokens[idx] = order.gather(1, pick)[:, 0]
-    chosen = logprobs.gather(1, tokens[:, None])[:, 0]
-    return tokens.tolist(), chosen.tolist()
-
-
-class TextStream:
-    """Decoded text of a call, token by token, cut just after the first stop string it contains.
-
-    Tokens arrive as bytes (byte-fallback tokens carry single UTF-8 bytes), so an incremental
-    decoder holds back incomplete characters. The matched stop string stays in the text.
-    """
-
-    def __init__(self, stops: tuple[str, ...] = ()):
-        self.stops = stops
-        self.text = ""
-        self.stopped = False
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-    def push(self, data: bytes) -> bool:
-        """Append one token's bytes; True when the text now ends with a stop string."""
-        piece = self._decoder.decode(data)
-        if not piece or self.stopped:
-            return self.stopped
-        old = len(self.text)
-        self.text += piece
-        ends = [i + len(stop) for stop in self.stops
-                if (i := self.text.find(stop, max(0, old - len(stop) + 1))) != -1]
-        if ends:
-            self.text, self.stopped = self.text[:min(ends)], True
-        return self.stopped
-
-    def close(self) -> None:
-        """Flush a trailing incomplete character (as a replacement character) at the end of a call."""
-        if not self.stopped:
-            self.text += self._decoder.decode(b"", final=True)

@@ -15,8 +15,8 @@ from typing import Callable
 from transformers import PreTrainedTokenizerBase
 
 from apr.runtime.backend import Generation, SamplingParams
-from apr.runtime.embedded import TokenCodec
-from apr.runtime.engine import TextStream
+from apr.runtime.codec import TokenCodec
+from apr.runtime.text import TextStream
 
 
 Script = Callable[[str, random.Random], str]  # (prompt, rng) -> what the "model" writes before EOS

@@ -13,8 +13,8 @@ import torch
 from transformers import LlamaForCausalLM, LogitsProcessor, PreTrainedTokenizerBase, StoppingCriteria
 
 from apr.runtime.backend import Generation, SamplingParams
-from apr.runtime.embedded import TokenCodec
-from apr.runtime.engine import TextStream
+from apr.runtime.codec import TokenCodec
+from apr.runtime.text import TextStream
 
 
 class SequentialBackend:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from apr.runtime.embedded import EmbeddedBackend, common_prefix
+from apr.runtime.codec import common_prefix
+from apr.runtime.embedded import EmbeddedBackend
 
 
 class PrefixCache:

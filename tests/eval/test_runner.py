@@ -15,7 +15,7 @@ from apr.eval.metrics import score_tree
 from apr.eval.runner import RecordFile, run_setting
 from apr.eval.settings import Setting
 from apr.eval.summary import summarize_setting
-from apr.runtime.embedded import TokenCodec
+from apr.runtime.codec import TokenCodec
 from apr.runtime.scripted import ScriptedBackend
 from apr.threads import Thread, tree_metrics
 from tests.eval.conftest import PROBLEMS

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 from apr.runtime.backend import SamplingParams
-from apr.runtime.engine import Engine, Sequence, TextStream
+from apr.runtime.engine import Engine
+from apr.runtime.sequence import Sequence
+from apr.runtime.text import TextStream
 from tests.runtime.support import tiny_llama
 
 GREEDY = SamplingParams(max_tokens=24)
@@ -176,14 +178,14 @@ def test_a_failure_inside_a_step_ends_only_the_sequence_that_causes_it(model, mo
     ps = prompts(model.config.vocab_size, [6, 9, 4, 12])
     seqs = [engine.add(p, GREEDY) for p in ps]
     poisoned = seqs[2]
-    forward = engine._forward
+    forward = engine.runner.forward
 
     def failing(batch, d):
         if poisoned in batch and len(poisoned.out_ids) == 3:
             raise RuntimeError("overflow in the sampler")
         return forward(batch, d)
 
-    monkeypatch.setattr(engine, "_forward", failing)
+    monkeypatch.setattr(engine.runner, "forward", failing)
     done = drain(engine)
     assert done[poisoned.id].finish_reason == "error" and "overflow" in str(poisoned.error)
     assert len(poisoned.out_ids) == 3 and not engine.has_work()

@@ -129,4 +129,4 @@ def test_async_api_shares_one_loop(memorised, tok):
 
     trees = asyncio.run(main())
     assert all(shape(t) == shape(demo) for t in trees)
-    assert not backend.engine.has_work() and all(o is None for o in backend.engine._owner)
+    assert not backend.engine.has_work() and backend.engine.slots_in_use() == 0

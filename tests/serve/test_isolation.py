@@ -78,7 +78,7 @@ def test_tiny_temperature_is_greedy_and_echo_returns_the_prompt(served):
 def test_an_engine_failure_fails_its_own_request_only(served, alone, monkeypatch):
     """A failure inside the shared engine step (a bug, say) reaches only the request whose sequence caused it."""
     engine = served.backend.engine
-    forward = engine._forward
+    forward = engine.runner.forward
     marker = served.backend.codec.encode("POISON", bos=False)
 
     def failing(batch, d):
@@ -86,7 +86,7 @@ def test_an_engine_failure_fails_its_own_request_only(served, alone, monkeypatch
             raise RuntimeError("injected failure")
         return forward(batch, d)
 
-    monkeypatch.setattr(engine, "_forward", failing)
+    monkeypatch.setattr(engine.runner, "forward", failing)
     innocents, bad = asyncio.run(_beside_innocents(served.server.url, {"prompt": "POISON", "max_tokens": 8}))
     assert bad.status_code == 500 and "injected failure" in bad.json()["error"]["message"]
     assert [r.json()["choices"][0]["text"] for r in innocents] == alone
@@ -95,12 +95,12 @@ def test_an_engine_failure_fails_its_own_request_only(served, alone, monkeypatch
 
 def test_a_solve_whose_calls_fail_in_the_engine_is_a_500_not_a_wrong_answer(served_apr, monkeypatch):
     engine = served_apr.backend.engine
-    forward = engine._forward
-    monkeypatch.setattr(engine, "_forward", lambda batch, d: (_ for _ in ()).throw(RuntimeError("injected")))
+    forward = engine.runner.forward
+    monkeypatch.setattr(engine.runner, "forward", lambda batch, d: (_ for _ in ()).throw(RuntimeError("injected")))
     nums, target = PROBLEM
     r = httpx.post(served_apr.server.url + "/apr/solve", json={"nums": nums, "target": target}, timeout=60)
     assert r.status_code == 500 and "injected" in r.json()["error"]["message"]
-    monkeypatch.setattr(engine, "_forward", forward)
+    monkeypatch.setattr(engine.runner, "forward", forward)
     ok = httpx.post(served_apr.server.url + "/apr/solve", json={"nums": nums, "target": target}, timeout=60)
     assert ok.status_code == 200 and ok.json()["verified"] is True
 
