@@ -36,7 +36,8 @@ def serve(
     max_solve_threads: int = typer.Option(CAPS.max_threads, min=1, help="Most threads one solve may ask for."),
     max_solve_tokens: int = typer.Option(CAPS.max_total_tokens, min=1, help="Most decoded tokens one solve may ask for."),
 ) -> None:
-    """Serve POST /v1/completions, GET /v1/models, GET /health and POST /v1/apr/solve on one engine."""
+    """Serve POST /v1/completions and /v1/chat/completions (streaming too), GET /v1/models, GET /health and
+    POST /v1/apr/solve on one engine."""
     import uvicorn
 
     from apr.serve.app import create_app

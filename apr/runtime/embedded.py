@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Callable
 
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
@@ -45,6 +46,7 @@ class EmbeddedBackend:
         self.reuse_cache = reuse_cache
         self._sessions: dict[str, Sequence] = {}
         self._pending: dict[int, asyncio.Future[Generation]] = {}  # engine sequence id -> waiter
+        self._watched: dict[int, tuple[Sequence, Callable[[str], None]]] = {}  # streamed calls
         self._driver: asyncio.Task | None = None
 
     @classmethod
@@ -63,7 +65,8 @@ class EmbeddedBackend:
 
     # -- Backend protocol ------------------------------------------------------------------------
     async def generate(self, session: str, prompt: str, params: SamplingParams,
-                       fork_from: str | None = None) -> Generation:
+                       fork_from: str | None = None, on_text: Callable[[str], None] | None = None) -> Generation:
+        """Decode one call. ``on_text`` (streaming) gets the call's whole text so far after every step."""
         ids = self.codec.encode(prompt)
         seq = self._sequence_for(session, ids, fork_from)
         keep = common_prefix(seq.tokens, ids)
@@ -73,6 +76,8 @@ class EmbeddedBackend:
             return seq.result()
         waiter = asyncio.get_running_loop().create_future()
         self._pending[seq.id] = waiter
+        if on_text is not None:
+            self._watched[seq.id] = (seq, on_text)
         self._ensure_driver()
         try:
             return await waiter
@@ -80,6 +85,8 @@ class EmbeddedBackend:
             self._pending.pop(seq.id, None)
             self.engine.cancel(seq)
             raise
+        finally:
+            self._watched.pop(seq.id, None)
 
     def release(self, session: str) -> None:
         seq = self._sessions.pop(session, None)
@@ -137,6 +144,8 @@ class EmbeddedBackend:
         try:
             while self.engine.has_work():
                 finished = self.engine.step()
+                for seq, on_text in list(self._watched.values()):
+                    on_text(seq.stream.text)
                 for seq in finished:
                     waiter = self._pending.pop(seq.id, None)
                     if waiter is not None and not waiter.done():

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, Awaitable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp
 
 from apr.models.trained_range import TrainedRange
@@ -27,7 +28,7 @@ from apr.serve.completions import Completer
 from apr.serve.countdown import check_problem, solve_problem
 from apr.serve.errors import APIError
 from apr.serve.guard import ServePolicy, guard
-from apr.serve.schemas import CompletionRequest, SolveRequest
+from apr.serve.schemas import ChatCompletionRequest, CompletionRequest, SolveRequest
 
 T = TypeVar("T")
 CLIENT_CLOSED = 499  # nginx's status for a request whose client went away; nobody receives it
@@ -102,11 +103,34 @@ def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity
                 "max_model_len": backend.context_length}
         return {"object": "list", "data": [card]}
 
-    @app.post("/v1/completions")
-    async def completions(body: CompletionRequest, request: Request) -> dict[str, Any]:
+    async def complete(body: CompletionRequest, request: Request) -> Any:
         ids = await completer.admit(body)
+        if body.stream:
+            return StreamingResponse(counted(completer.stream(body, ids)), media_type="text/event-stream")
         gen = await tracked(request, completer.generate(body, ids))
         return completer.response(body, gen)
+
+    async def counted(events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """A streamed request's events, counted in /health like the others."""
+        requests["running"] += 1
+        outcome = "cancelled"  # unless the stream runs to its end
+        try:
+            async for chunk in events:
+                yield chunk
+            outcome = "finished"
+        finally:
+            await events.aclose()
+            requests["running"] -= 1
+            requests[outcome] += 1
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        return await complete(body, request)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+        body.prompt = completer.chat_prompt(body)
+        return await complete(body, request)
 
     @app.post("/v1/apr/solve")
     async def solve(body: SolveRequest, request: Request) -> dict[str, Any]:

@@ -9,7 +9,8 @@ silently ignored; fields nobody knows are ignored, as OpenAI-compatible servers 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
@@ -50,7 +51,7 @@ class CompletionRequest(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=-1, le=MAX_TOP_K, description="0 or -1: off")
     seed: int | None = Field(None, ge=0, lt=SEEDS)
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(None, validate_default=True)  # always a list once validated
     logprobs: int | None = Field(None, ge=0, le=1, description="only the sampled token's log-prob is available")
     echo: bool = False
     n: int = 1
@@ -84,13 +85,6 @@ class CompletionRequest(BaseModel):
             raise ValueError("only n=1 is supported; send concurrent requests instead (they are batched)")
         return v
 
-    @field_validator("stream")
-    @classmethod
-    def _no_stream(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("streaming is not supported; send stream=false")
-        return v
-
     @field_validator("stop")
     @classmethod
     def _stops(cls, v: str | list[str] | None) -> list[str]:
@@ -104,9 +98,11 @@ class CompletionRequest(BaseModel):
         return stops
 
     @model_validator(mode="after")
-    def _echo_without_logprobs(self) -> CompletionRequest:
+    def _combinations(self) -> CompletionRequest:
         if self.echo and self.logprobs is not None:
             raise ValueError("echo with logprobs is not supported: the prompt's tokens are not scored")
+        if self.stream and self.logprobs is not None:
+            raise ValueError("logprobs are not streamed; send stream=false to get them")
         return self
 
     def sampling(self, max_tokens: int) -> SamplingParams:
@@ -117,6 +113,39 @@ class CompletionRequest(BaseModel):
     @property
     def keep_stop(self) -> bool:
         return self.include_stop_str_in_output or self.no_stop_trim
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v: str) -> str:
+        return _text(v, "a message's content")
+
+
+class ChatCompletionRequest(CompletionRequest):
+    """OpenAI's chat completions, mapped onto a completion: the prompt is built from ``messages``."""
+
+    prompt: str = ""  # built from the messages by the server, never sent
+    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    logprobs: bool | None = None  # the chat API's spelling: true for the sampled token's log-prob
+    top_logprobs: int | None = Field(None, ge=0, le=0, description="alternatives are not available")
+
+    @field_validator("logprobs", mode="before")
+    @classmethod
+    def _chat_logprobs(cls, v: Any) -> Any:
+        return None if v in (None, False) else v
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return bool(self.logprobs)
+
+    def sampling(self, max_tokens: int) -> SamplingParams:
+        return replace(super().sampling(max_tokens), logprobs=self.wants_logprobs)
 
 
 class SolveRequest(BaseModel):

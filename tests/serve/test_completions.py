@@ -109,7 +109,7 @@ def test_concurrent_requests_decode_in_one_batch(served, monkeypatch):
     ({"prompt": "1 " * CONTEXT, "max_tokens": 4}, 400, "context_length_exceeded"),
     ({"prompt": "x", "temperature": -1}, 400, "invalid_value"),
     ({"prompt": "x", "n": 2}, 400, "invalid_value"),
-    ({"prompt": "x", "stream": True}, 400, "invalid_value"),
+    ({"prompt": "x", "stream": True, "logprobs": 1}, 400, "invalid_value"),
     ({"prompt": "x", "logprobs": 5}, 400, "invalid_value"),
     ({"prompt": "x", "stop": [""]}, 400, "invalid_value"),
     ({"max_tokens": 3}, 400, "invalid_value"),
