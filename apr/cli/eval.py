@@ -112,8 +112,7 @@ def eval_cmd(
                         max_tokens=opt.get("max_tokens"), fresh=fresh, progress=progress)
     from apr.eval.harness import evaluate  # torch and the runtime load only once the options are valid
 
-    local = None if config.backend_url else Path(next(iter(models.values())))
-    set_cpu_threads(opt.get("cpu_threads"), local)
+    set_cpu_threads(opt.get("cpu_threads"))
     _print(evaluate(config, _command(opt)), config.out)
 
 

@@ -1,43 +1,32 @@
 """How many CPU threads torch uses in this process (one setting, shared by every command).
 
-Decoding a small model is a string of tiny matrix products (a few microseconds each), where the
-cost of waking and synchronising extra threads exceeds what they add, and on a machine shared with
-other jobs threads that wait for each other can make every step many times slower. So unless the
-user says otherwise, models below ``SMALL_MODEL`` parameters decode on one thread; larger ones get
-torch's default (one per core). docs/runtime.md has the measurements behind the threshold.
+Decoding is a string of small matrix products whose threads wait for each other at every one of
+them: when another job holds a core, a thread that lands behind it stalls the whole step. So unless
+the user says otherwise, a command takes the cores that are free when it starts (the core count less
+the 1-minute load average, at least one), not every core as torch would. docs/runtime.md has the
+measurements behind this (``benchmarks/threads.py``).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-SMALL_MODEL = 30_000_000  # parameters, embeddings included
+import os
 
 
-def estimated_parameters(checkpoint: Path) -> int | None:
-    """The parameter count of a Llama checkpoint, from its config.json alone (None if unreadable)."""
+def default_cpu_threads() -> int:
+    """The cores not busy with other work right now (at least 1)."""
+    cores = os.cpu_count() or 1
     try:
-        c = json.loads((Path(checkpoint) / "config.json").read_text())
-        h, layers, inner, vocab = c["hidden_size"], c["num_hidden_layers"], c["intermediate_size"], c["vocab_size"]
-        kv = h * c.get("num_key_value_heads", c["num_attention_heads"]) // c["num_attention_heads"]
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
-        return None
-    per_layer = 2 * h * h + 2 * h * kv + 3 * h * inner
-    return layers * per_layer + vocab * h * (1 if c.get("tie_word_embeddings") else 2)
+        busy = round(os.getloadavg()[0])
+    except OSError:  # no load average on this platform
+        busy = 0
+    return max(1, min(cores, cores - busy))
 
 
-def default_cpu_threads(checkpoint: Path | None) -> int | None:
-    """One thread for a small checkpoint, None (torch's default) otherwise or when it is unknown."""
-    n = estimated_parameters(checkpoint) if checkpoint is not None else None
-    return 1 if n is not None and n < SMALL_MODEL else None
+def set_cpu_threads(threads: int | None) -> None:
+    """Apply ``--cpu-threads``, else ``OMP_NUM_THREADS`` if set (torch reads it), else the default for
+    the machine's current load. torch is imported here: importing it takes seconds."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
 
-
-def set_cpu_threads(threads: int | None, checkpoint: Path | None = None) -> None:
-    """Apply ``--cpu-threads``; without it, the default for ``checkpoint``'s size. torch is imported
-    here: importing it takes seconds."""
-    threads = threads if threads is not None else default_cpu_threads(checkpoint)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads if threads is not None else default_cpu_threads())

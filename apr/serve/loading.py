@@ -47,5 +47,5 @@ def load_backend(path: Path, max_slots: int, threads: int | None = None) -> Embe
     from apr.runtime.cpu import set_cpu_threads
     from apr.runtime.embedded import EmbeddedBackend  # torch loads only once a model is really needed
 
-    set_cpu_threads(threads, path)
+    set_cpu_threads(threads)
     return EmbeddedBackend.from_checkpoint(path, max_slots=max_slots)
