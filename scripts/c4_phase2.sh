@@ -2,9 +2,9 @@
 # Issue 14: the curriculum pilot's models (scripts/c4_pilot_curriculum.sh) trained further, side by side
 # for the same STEPS of 8,192-token batches, on twice the problems (APR 4,000, SoS+ 16,000), then greedy
 # accuracy on LIMIT validation problems. Every step resumes after a kill.
-#   STEPS=1100 LIMIT=200 scripts/c4_phase2.sh
+#   STEPS=700 LIMIT=200 scripts/c4_phase2.sh
 set -euo pipefail
-STEPS=${STEPS:-1100}
+STEPS=${STEPS:-700}
 LIMIT=${LIMIT:-200}
 FROM=${FROM:-cur-s750}
 D=runs/c4
