@@ -43,7 +43,8 @@ def ask(
     verify: bool = typer.Option(False, help="Check each subtask result with one more call before merging."),
     extract: str = typer.Option("answer", help="Answer format: answer (a final 'Answer: ...' line), boxed, "
                                 "last-line, or re:<regex>."),
-    max_tokens: int = typer.Option(2048, min=1, help="Completion tokens per call."),
+    max_tokens: int = typer.Option(2048, min=1, help="Completion tokens per subtask, merge or answer call."),
+    plan_max_tokens: int = typer.Option(512, min=1, help="Completion tokens per plan call (a plan is short)."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Sampling temperature; default: the server's."),
     token_budget: Optional[int] = typer.Option(None, min=1, help="Total tokens for the attempt; past it, "
                                                "fall back to one sequential answer."),
@@ -63,7 +64,7 @@ def ask(
         raise typer.BadParameter("--html shows one run's tree: use --json with --eval")
     try:
         config = AskConfig(mode=mode, max_threads=max_threads, max_subtasks=max_subtasks, max_depth=max_depth,
-                           votes=votes, verify=verify, extract=extract, max_tokens=max_tokens,
+                           votes=votes, verify=verify, extract=extract, max_tokens=max_tokens, plan_max_tokens=plan_max_tokens,
                            temperature=temperature, token_budget=token_budget, time_budget=time_budget)
     except ValueError as e:  # typer has checked the ranges already: this is the answer format
         raise typer.BadParameter(str(e), param_hint="--extract") from None
@@ -76,6 +77,10 @@ def ask(
             _answer(question or "", client_config, config, baseline, json_path, html_path)
     except (PromptedError, OSError) as e:
         errors.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+        if json_path is not None:  # the record of a failed run, so a script never finds nothing
+            failed = {"question": question, "eval": str(eval_file) if eval_file else None, "answer": None,
+                      "error": f"{type(e).__name__}: {e}"}
+            _write(json_path, json.dumps(failed, indent=1, ensure_ascii=False) + "\n")
         raise typer.Exit(1) from None
 
 

@@ -47,13 +47,14 @@ class AskConfig:
     votes: int = 5  # samples in vote mode
     verify: bool = False  # check every subtask result before the merge
     extract: str = "answer"  # answer format, see ``answers.extractor``
-    max_tokens: int = 2048  # per call
+    max_tokens: int = 2048  # per subtask, merge or answer call
+    plan_max_tokens: int = 512  # per plan call: a plan is a short JSON list, and a runaway one must not stall
     temperature: float | None = None  # None: the server's default
     token_budget: int | None = None  # for the attempt; the fallback answer is outside it
     time_budget: float | None = None  # seconds, likewise
 
     def __post_init__(self) -> None:
-        for name in ("max_threads", "max_subtasks", "max_depth", "votes", "max_tokens"):
+        for name in ("max_threads", "max_subtasks", "max_depth", "votes", "max_tokens", "plan_max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("token_budget", "time_budget"):
@@ -130,7 +131,8 @@ class _Run:
         async with self.slots:
             self.budget.check()
             tokens_left, seconds_left = self.budget.tokens_left(), self.budget.seconds_left()
-            max_tokens = self.config.max_tokens if tokens_left is None else min(self.config.max_tokens, tokens_left)
+            limit = self.config.plan_max_tokens if purpose == "plan" else self.config.max_tokens
+            max_tokens = limit if tokens_left is None else min(limit, tokens_left)
             timeout = self.client.config.timeout
             cut_by_budget = seconds_left is not None and seconds_left < timeout
             started = time.monotonic() - self.t0

@@ -80,9 +80,12 @@ def test_a_missing_eval_file_is_one_clear_line(tmp_path: Path, dead_url: str) ->
 
 
 @pytest.mark.parametrize("model", [[], ["--model", "m"]])
-def test_an_unreachable_server_is_one_clear_line(dead_url: str, model: list[str]) -> None:
-    result = invoke("2+2?", "--base-url", dead_url, "--retries", "0", *model)
+def test_an_unreachable_server_is_one_clear_line(dead_url: str, model: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    result = invoke("2+2?", "--base-url", dead_url, "--retries", "0", "--json", str(out), *model)
     assert result.exit_code == 1 and f"cannot reach {dead_url}" in result.output
+    failed = json.loads(out.read_text())  # --json is written on failure too
+    assert failed["answer"] is None and "cannot reach" in failed["error"]
 
 
 def test_a_server_with_several_models_needs_a_model_name(server: ScriptedServer, url: str) -> None:

@@ -50,6 +50,9 @@ def test_plan_forks_concurrent_children_and_merge_joins_them(server: ScriptedSer
     assert m.generated_tokens == sum(h.completion_tokens for h in server.log)
     assert m.sequential_tokens == root.generated_tokens() + 1  # each child wrote one token
     assert [call["purpose"] for call in root.meta["calls"]] == ["plan", "merge"]
+    # Plan calls have their own, shorter token limit; subtasks and the merge get max_tokens.
+    assert [h.max_tokens for h in server.hits(PLAN)] == [512]
+    assert {h.max_tokens for h in server.hits(MERGE)} == {2048}
 
 
 def test_a_reply_cut_at_max_tokens_or_without_usage_is_recorded_as_such(server: ScriptedServer,
