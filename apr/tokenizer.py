@@ -40,12 +40,26 @@ MARKERS = (g.SPAWN_OPEN, g.SPAWN_CLOSE, g.JOIN_OPEN, g.JOIN_CLOSE)
 # Longest first: the regex alternation takes the first piece that matches at a position.
 PIECES = tuple(sorted(set(g.PHRASES) | set(MARKERS) | set(PUNCTUATION), key=lambda p: (-len(p), p)))
 
-_NUMBER = r"[0-9]{1,2}(?=(?:[0-9]{2})*(?![0-9]))"  # 1-2 digits leaving an even count (ASCII only)
-PATTERN = "|".join(map(re.escape, PIECES)) + "|" + _NUMBER + "|\n"
+# Numbers split into digit pairs (1-2 digits leaving an even count), or into single digits as the
+# paper's Llama-2 tokenizer does (ASCII only either way).
+_NUMBER = {2: r"[0-9]{1,2}(?=(?:[0-9]{2})*(?![0-9]))", 1: r"[0-9]"}
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """Build the tokenizer from the grammar (deterministic: same vocabulary and ids every time)."""
+def pattern(digits: int = 2) -> str:
+    return "|".join(map(re.escape, PIECES)) + "|" + _NUMBER[digits] + "|\n"
+
+
+PATTERN = pattern()
+
+
+def build_tokenizer(digits: int = 2) -> PreTrainedTokenizerFast:
+    """Build the tokenizer from the grammar (deterministic: same vocabulary and ids every time).
+
+    ``digits``: how many digits a number token holds at most, 2 (the bundled tokenizer) or 1. Both
+    have the same vocabulary and ids, so the choice is the pre-tokenizer's alone.
+    """
+    if digits not in _NUMBER:
+        raise ValueError(f"digits must be 1 or 2, got {digits}")
     vocab = [
         *SPECIALS,
         *(f"<0x{b:02X}>" for b in range(256)),  # byte fallback for characters not listed below
@@ -59,7 +73,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     model = models.BPE({t: i for i, t in enumerate(vocab)}, [], unk_token=UNK, byte_fallback=True,
                        ignore_merges=True)
     tok = Tokenizer(model)
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(PATTERN), "isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pattern(digits)), "isolated")
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
     # BOS lives in tokenizer.json, where every loader finds it: tok(text) adds one BOS and no EOS.

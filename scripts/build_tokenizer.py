@@ -2,6 +2,7 @@
 
     python scripts/build_tokenizer.py                    # write apr/assets/tokenizer/, print the table
     python scripts/build_tokenizer.py --out /tmp/tok --problems 100
+    python scripts/build_tokenizer.py --out runs/tok-digits1 --digits 1   # single-digit numbers
 
 Traces come from solvable problems with the data generator's settings (APR: beam U{1..10},
 sub beam U{beam..15}, p_spawn 0.9; SoS+: beam U{1..5}). APR counts every segment (prompt +
@@ -37,9 +38,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(BUNDLED), help="directory to write (default: the bundled one)")
     parser.add_argument("--problems", type=int, default=500, help="problems per input size to measure on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--digits", type=int, choices=(1, 2), default=2,
+                        help="digits per number token: 2 (the bundled tokenizer) or 1 (as the paper's Llama-2)")
     args = parser.parse_args()
 
-    tok = build_tokenizer()
+    tok = build_tokenizer(args.digits)
     save_tokenizer(tok, args.out)
     print(f"wrote {args.out} (vocabulary: {len(tok)} tokens)\n")
     print("| traces | numbers | sequences | chars | tokens | tokens/char | tokens/sequence |")

@@ -214,3 +214,19 @@ def test_bundled_files_load_without_apr_code(tok):
     text = g.apr_prompt(27, [22, 26, 31, 53]) + "\n27,27 equal: Goal Reached\n"
     assert raw.encode(text).ids == tok.encode(text) == [tok.bos_token_id, *tok.encode(text, add_special_tokens=False)]
     assert raw.decode(raw.encode(text).ids) == text
+
+
+def test_a_single_digit_tokenizer_shares_the_vocabulary_and_splits_every_number():
+    import pytest
+
+    from apr.tokenizer import build_tokenizer
+
+    pairs, singles = build_tokenizer(), build_tokenizer(digits=1)
+    assert pairs.get_vocab() == singles.get_vocab()  # same ids: only the pre-tokenizer differs
+    text = "Current State: 27:[22, 31, 105], Operations: []"
+    assert pairs.convert_ids_to_tokens(pairs.encode(text, add_special_tokens=False))[1:3] == ["27", ":["]
+    digits = singles.convert_ids_to_tokens(singles.encode(text, add_special_tokens=False))
+    assert digits[1:4] == ["2", "7", ":["] and "1" in digits and "05" not in digits
+    assert singles.decode(singles.encode(text, add_special_tokens=False)) == text
+    with pytest.raises(ValueError, match="digits must be 1 or 2"):
+        build_tokenizer(digits=3)
