@@ -15,6 +15,7 @@ from enum import Enum
 
 from apr import grammar
 from apr.countdown.rules import check_operation
+from apr.threads import Thread
 
 
 class Failure(str, Enum):
@@ -141,3 +142,9 @@ def verify_countdown(prompt: str, path: str) -> bool:
     """The runtime's verifier hook for Countdown: a thread's answer path must solve its prompt's state."""
     state = grammar.parse_prompt(prompt)
     return bool(verify_path(path, state.nums, state.target))
+
+
+def solving_child(root: Thread, nums: list[int], target: int) -> str | None:
+    """The first thread below ``root`` whose own answer solves the whole problem (``verify_child``):
+    when the root's answer fails anyway, the answer was lost at the join."""
+    return next((t.id for t in root.walk() if t is not root and verify_child(t.context(), nums, target).ok), None)

@@ -25,7 +25,8 @@ from typing import Any, Sequence
 
 from apr import grammar as g
 from apr.countdown.problems import Problem
-from apr.countdown.verifier import verify_child, verify_trace
+from apr.countdown.rules import check_operation
+from apr.countdown.verifier import solving_child, verify_trace
 from apr.threads import Thread, TokenCounter, tree_metrics
 
 Answer = tuple[str, ...]  # the operations of a final solution path, in order: the vote key
@@ -73,15 +74,11 @@ def answer_operations(trace: str) -> Answer | None:
     return None if path is None else tuple(g.EXPLORED_OPERATIONS_RE.findall(path))
 
 
-_APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-          "/": lambda a, b: a // b if b and a % b == 0 else None}
-
-
 def arithmetic_errors(root: Thread) -> tuple[int, int]:
     """(operations written, operations with wrong arithmetic) over the generated text of every thread.
 
-    Only the arithmetic of ``Exploring Operation: a op b=c`` is checked (``c`` must be ``a op b``,
-    exact division); whether the operands were available is the verifier's business.
+    Only the arithmetic of ``Exploring Operation: a op b=c`` is checked, by the task's rules
+    (``check_operation``); whether the operands were available is the verifier's business.
     """
     total = wrong = 0
     for thread in root.walk():
@@ -90,7 +87,8 @@ def arithmetic_errors(root: Thread) -> tuple[int, int]:
                 for line in span.text.splitlines():
                     if m := g.EXPLORE_RE.match(line):
                         total += 1
-                        wrong += _APPLY[m.group(2)](int(m.group(1)), int(m.group(3))) != int(m.group(4))
+                        a, op, b, c = m.group(1, 2, 3, 4)
+                        wrong += check_operation(int(a), op, int(b), int(c)) is not None
     return total, wrong
 
 
@@ -106,8 +104,7 @@ def score_tree(root: Thread, problem: Problem, count: TokenCounter | None = None
         sequential_tokens=m.sequential_tokens, longest_context=m.longest_context, n_threads=m.n_threads,
         n_spawns=m.n_spawns, children_per_spawn=m.children_per_spawn,
         latency_s=float(root.meta.get("wall_s", 0.0)), finish_reason=root.finish_reason,
-        solved_by_child=any(verify_child(t.context(), list(problem.nums), problem.target).ok
-                            for t in root.walk() if t is not root),
+        solved_by_child=solving_child(root, list(problem.nums), problem.target) is not None,
         operations=operations, wrong_operations=wrong,
     )
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from apr import grammar as g
 from apr.countdown.problems import Problem, ProblemSpec, make_problem
 from apr.countdown.rules import is_solvable
-from apr.countdown.verifier import Verdict, verify_child, verify_trace
+from apr.countdown.verifier import Verdict, solving_child, verify_trace
 from apr.runtime.backend import Backend
 from apr.runtime.orchestrator import SolveConfig, asolve, runtime_metrics
 from apr.threads import Thread
@@ -66,8 +66,7 @@ def judge(problem: Problem, tree: Thread) -> SolveResult:
     """Verify a finished tree's final answer (the root's) against the problem."""
     nums, target = list(problem.nums), problem.target
     verdict = verify_trace(tree.context(), nums, target)
-    lost = None if verdict.ok else next(
-        (t.id for t in tree.walk() if t is not tree and verify_child(t.context(), nums, target).ok), None)
+    lost = None if verdict.ok else solving_child(tree, nums, target)
     return SolveResult(problem, tree, verdict, is_solvable(nums, target), lost)
 
 
@@ -75,8 +74,6 @@ async def solve_problem(problem: Problem, backend: Backend, config: SolveConfig,
                         sub_call_budget: int | None = None) -> SolveResult:
     """Run the problem's thread tree on ``backend`` and judge the answer."""
     return judge(problem, await asolve(problem.prompt("apr", sub_call_budget), backend, config))
-
-
 
 
 def expression(operations: Sequence[str]) -> str:
