@@ -110,6 +110,14 @@ def load_tokenizer(path: str | PathLike[str] | None = None) -> PreTrainedTokeniz
         raise ValueError(f"{folder}: cannot load the tokenizer ({' '.join(str(e).split())})") from None
 
 
+def checkpoint_tokenizer(checkpoint: str | PathLike[str], override: str | PathLike[str] | None = None
+                         ) -> PreTrainedTokenizerFast:
+    """The tokenizer a checkpoint runs with: ``override``, else its own, else the bundled one."""
+    if override is not None:
+        return load_tokenizer(override)
+    return load_tokenizer(checkpoint if (Path(checkpoint) / "tokenizer.json").is_file() else None)
+
+
 def encode_segment(tok: PreTrainedTokenizerFast, prompt: str, completion: str) -> tuple[list[int], int]:
     """BOS + prompt + completion + EOS ids, and how many of them are BOS + prompt.
 

@@ -64,7 +64,8 @@ def ask(
         raise typer.BadParameter("--html shows one run's tree: use --json with --eval")
     try:
         config = AskConfig(mode=mode, max_threads=max_threads, max_subtasks=max_subtasks, max_depth=max_depth,
-                           votes=votes, verify=verify, extract=extract, max_tokens=max_tokens, plan_max_tokens=plan_max_tokens,
+                           votes=votes, verify=verify, extract=extract, max_tokens=max_tokens,
+                           plan_max_tokens=plan_max_tokens,
                            temperature=temperature, token_budget=token_budget, time_budget=time_budget)
     except ValueError as e:  # typer has checked the ranges already: this is the answer format
         raise typer.BadParameter(str(e), param_hint="--extract") from None

@@ -53,8 +53,8 @@ class Precision(str, Enum):
 
 def cpu_threads_option() -> Any:
     return typer.Option(None, "--cpu-threads", "--threads", min=1,
-                        help="torch CPU threads for this process; default: torch's choice. On a busy machine 1 is "
-                             "often much faster for small models.")
+                        help="torch CPU threads for this process; default: OMP_NUM_THREADS if set, else the cores "
+                             "not busy with other work (apr/runtime/cpu.py).")
 
 
 def max_slots_option(default: int = 32) -> Any:

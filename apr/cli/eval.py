@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, fail_cleanly, max_slots_option,
-                            progress_option)
+from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, fail_cleanly,
+                            max_slots_option, progress_option)
 from apr.eval.settings import EvalConfig, sweep
 from apr.runtime.cpu import set_cpu_threads
 

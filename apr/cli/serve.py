@@ -34,7 +34,8 @@ def serve(
     solve_timeout: float = typer.Option(ServePolicy.solve_timeout_s, min=0.001, help="Seconds a /v1/apr/solve "
                                         "may take when its limits set no timeout_s."),
     max_solve_threads: int = typer.Option(CAPS.max_threads, min=1, help="Most threads one solve may ask for."),
-    max_solve_tokens: int = typer.Option(CAPS.max_total_tokens, min=1, help="Most decoded tokens one solve may ask for."),
+    max_solve_tokens: int = typer.Option(CAPS.max_total_tokens, min=1,
+                                         help="Most decoded tokens one solve may ask for."),
 ) -> None:
     """Serve POST /v1/completions and /v1/chat/completions (streaming too), GET /v1/models, GET /health and
     POST /v1/apr/solve on one engine."""
@@ -52,4 +53,5 @@ def serve(
     backend = load_backend(path, max_slots, cpu_threads)
     console.print(f"serving [bold]{served_model_name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
                   f"on http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
-    uvicorn.run(create_app(backend, served_model_name, policy=policy, trained=trained_range(path)), host=host, port=port, log_level="info")
+    app = create_app(backend, served_model_name, policy=policy, trained=trained_range(path))
+    uvicorn.run(app, host=host, port=port, log_level="info")

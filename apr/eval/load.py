@@ -24,7 +24,7 @@ from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.codec import TokenCodec
 from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.openai_backend import OpenAIBackend
-from apr.tokenizer import load_tokenizer
+from apr.tokenizer import checkpoint_tokenizer, load_tokenizer
 
 
 # -- problems ----------------------------------------------------------------------------------
@@ -63,12 +63,6 @@ class Model:
         return self.codec.count(text)
 
 
-def _tokenizer_for(ref: Path, override: str | None):
-    if override is not None:
-        return load_tokenizer(override)
-    return load_tokenizer(ref if (ref / "tokenizer.json").is_file() else None)
-
-
 def check_range(fmt: str, ref: str, problems: list[Problem]) -> str | None:
     """Refuse problems with a number count the model never trained on; a note for other out-of-range ones.
 
@@ -104,7 +98,8 @@ def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, 
     if not path.is_dir():
         raise FileNotFoundError(f"{fmt} checkpoint {path} does not exist; train one with `apr train sft` "
                                 f"or point --{fmt} at a checkpoint folder")
-    backend = EmbeddedBackend.from_checkpoint(path, max_slots=max_batch, tokenizer=tokenizer, dtype=getattr(torch, dtype))
+    backend = EmbeddedBackend.from_checkpoint(path, max_slots=max_batch, tokenizer=tokenizer,
+                                              dtype=getattr(torch, dtype))
     return Model(fmt, backend, backend.codec, backend.context_length, str(path), {"weights": _weights_digest(path)})
 
 
@@ -112,7 +107,7 @@ def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_
     """A model behind an OpenAI-compatible server; ``ref`` is its served name (a local folder of
     that name also supplies the tokenizer and the window)."""
     path = Path(ref)
-    codec = TokenCodec(_tokenizer_for(path, tokenizer) if path.is_dir() else load_tokenizer(tokenizer))
+    codec = TokenCodec(checkpoint_tokenizer(path, tokenizer) if path.is_dir() else load_tokenizer(tokenizer))
     if context_length is None:
         if not (path / "config.json").is_file():
             raise ValueError(f"give --context-length for the served model {ref!r} (no local checkpoint of that name)")

@@ -65,8 +65,8 @@ class GRPOConfig:
 
 
 # Free to change when resuming: they do not shape the trajectory (the learning rate is constant).
-RESUME_FREE = ("out", "resume", "progress", "tensorboard", "steps", "max_minutes", "val_problems", "val_size", "val_every",
-               "save_every", "keep_checkpoints", "server_url", "server_model")
+RESUME_FREE = ("out", "resume", "progress", "tensorboard", "steps", "max_minutes", "val_problems", "val_size",
+               "val_every", "save_every", "keep_checkpoints", "server_url", "server_model")
 
 
 def check_config(c: GRPOConfig) -> None:

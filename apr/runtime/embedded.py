@@ -55,12 +55,9 @@ class EmbeddedBackend:
         """A checkpoint folder on the engine, with ``tokenizer`` or else the checkpoint's own (else the
         bundled one); the tokenizer is checked against the checkpoint before the weights load."""
         from apr.models.loading import load_model
-        from apr.tokenizer import load_tokenizer
+        from apr.tokenizer import checkpoint_tokenizer
 
-        path = Path(path)
-        if tokenizer is None and (path / "tokenizer.json").is_file():
-            tokenizer = path
-        tok = load_tokenizer(tokenizer)
+        tok = checkpoint_tokenizer(path, tokenizer)
         return cls(load_model(path, tok, dtype=dtype), tok, max_slots=max_slots)
 
     # -- Backend protocol ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from itertools import accumulate
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from apr.runtime.backend import Generation
 from apr.runtime.embedded import EmbeddedBackend
@@ -67,7 +67,8 @@ class Completer:
                            "context_length_exceeded", "prompt")
         return ids
 
-    async def generate(self, req: CompletionRequest, ids: list[int], on_text=None) -> Generation:
+    async def generate(self, req: CompletionRequest, ids: list[int],
+                       on_text: Callable[[str], None] | None = None) -> Generation:
         """Decode one request. ``max_tokens`` past the window is not an error: the call stops there."""
         session = f"req-{uuid.uuid4().hex}"
         room = self.backend.context_length - len(ids)
@@ -83,14 +84,13 @@ class Completer:
 
     # -- whole responses ---------------------------------------------------------------------------
     def visible(self, req: CompletionRequest, gen: Generation) -> tuple[str, str | None]:
-        """The text the client sees (the stop string trimmed unless asked for) and the stop that matched."""
+        """The generated text the client sees (the stop string trimmed unless asked for) and the stop
+        that matched; ``echo`` puts the prompt before it."""
         text, stop_reason = gen.text, None
         if gen.finish_reason == "stop":
             stop_reason = max((s for s in req.stop if text.endswith(s)), key=len)
             if not req.keep_stop:
                 text = text[: -len(stop_reason)]
-        if req.echo:
-            text = req.prompt + text
         return text, stop_reason
 
     def response(self, req: CompletionRequest, gen: Generation) -> dict[str, Any]:
@@ -101,7 +101,8 @@ class Completer:
             choice |= {"message": {"role": "assistant", "content": text},
                        "logprobs": self._chat_logprobs(gen) if req.wants_logprobs else None}
         else:
-            choice |= {"text": text, "logprobs": self._logprobs(gen) if req.logprobs is not None else None}
+            choice |= {"text": req.prompt + text if req.echo else text,
+                       "logprobs": self._logprobs(gen) if req.wants_logprobs else None}
         n_out = len(gen.token_ids)
         return {
             **self._envelope(chat, streamed=False), "choices": [choice],
@@ -140,19 +141,16 @@ class Completer:
         hold = max((len(s) for s in req.stop), default=1) - 1 if not req.keep_stop else 0
         texts: asyncio.Queue[str] = asyncio.Queue()
         call = asyncio.ensure_future(self.generate(req, ids, on_text=texts.put_nowait))
-        sent = 0
-        first = req.prompt if req.echo else ""
+        sent, first = 0, True
 
         def event(delta: str, finish: str | None = None, stop_reason: str | None = None) -> str:
             nonlocal first
-            if chat:
+            if chat:  # the role comes with the first delta, OpenAI's way
                 body: dict[str, Any] = {"content": delta} if delta or finish is None else {}
-                if first is not None:
-                    body = {"role": "assistant", **body}
-                choice: dict[str, Any] = {"index": 0, "delta": body}
+                choice: dict[str, Any] = {"index": 0, "delta": {"role": "assistant", **body} if first else body}
             else:
-                choice = {"index": 0, "text": (first or "") + delta, "logprobs": None}
-            first = None
+                choice = {"index": 0, "text": req.prompt + delta if req.echo and first else delta, "logprobs": None}
+            first = False
             choice |= {"finish_reason": finish, "stop_reason": stop_reason}
             return f"data: {json.dumps({**envelope, 'choices': [choice]})}\n\n"
 
@@ -178,8 +176,6 @@ class Completer:
                 yield f"data: {json.dumps(message)}\n\n"
                 return
             text, stop_reason = self.visible(req, gen)
-            if req.echo:
-                text = text[len(req.prompt):]
             yield event(text[sent:], _FINISH[gen.finish_reason], stop_reason)
             yield "data: [DONE]\n\n"
         finally:

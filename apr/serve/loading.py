@@ -40,9 +40,8 @@ def _checkpoint(path: Path) -> Path | None:
 def load_backend(path: Path, max_slots: int, threads: int | None = None) -> EmbeddedBackend:
     """The checkpoint on the CPU, with its own tokenizer if it ships one.
 
-    ``threads`` sets torch's CPU threads for the process. Small models decode in ~1 ms steps,
-    where spare threads buy little and, on a busy machine, threads waiting for each other can
-    make every step tens of times slower.
+    ``threads`` sets torch's CPU threads for the process; None: the default of ``apr.runtime.cpu``
+    (the cores not busy with other work).
     """
     from apr.runtime.cpu import set_cpu_threads
     from apr.runtime.embedded import EmbeddedBackend  # torch loads only once a model is really needed

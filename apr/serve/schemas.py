@@ -9,7 +9,6 @@ silently ignored; fields nobody knows are ignored, as OpenAI-compatible servers 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
@@ -99,16 +98,20 @@ class CompletionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _combinations(self) -> CompletionRequest:
-        if self.echo and self.logprobs is not None:
+        if self.echo and self.wants_logprobs:
             raise ValueError("echo with logprobs is not supported: the prompt's tokens are not scored")
-        if self.stream and self.logprobs is not None:
+        if self.stream and self.wants_logprobs:
             raise ValueError("logprobs are not streamed; send stream=false to get them")
         return self
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.logprobs is not None
 
     def sampling(self, max_tokens: int) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_k=max(self.top_k, 0), top_p=self.top_p,
                               max_tokens=max_tokens, seed=self.seed, stop=tuple(self.stop or ()),
-                              logprobs=self.logprobs is not None)
+                              logprobs=self.wants_logprobs)
 
     @property
     def keep_stop(self) -> bool:
@@ -138,20 +141,13 @@ class ChatCompletionRequest(CompletionRequest):
     @field_validator("logprobs", mode="before")
     @classmethod
     def _chat_logprobs(cls, v: Any) -> Any:
-        return None if v in (None, False) else v
-
-    @property
-    def wants_logprobs(self) -> bool:
-        return bool(self.logprobs)
-
-    def sampling(self, max_tokens: int) -> SamplingParams:
-        return replace(super().sampling(max_tokens), logprobs=self.wants_logprobs)
+        return None if v in (None, False) else v  # so "asked for" reads the same as for completions
 
 
 class SolveRequest(BaseModel):
     """One Countdown problem for ``POST /v1/apr/solve``; the numbers are checked by ``check_problem``.
 
-    ``limits`` may ask for at most the server's caps (``apr.serve.caps``); without a timeout, a
+    ``limits`` may ask for at most the server's caps (``ServePolicy.solve_caps``); without a timeout, a
     solve gets the server's default one.
     """
 
