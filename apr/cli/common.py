@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 from enum import Enum
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, get_args
 
 import typer
 from rich.console import Console
@@ -39,6 +39,12 @@ def fail_cleanly(fn: F) -> F:
 
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
+
+def choices(name: str, literal: Any) -> type[Enum]:
+    """A CLI choice type made from the library's ``Literal`` of allowed values, so the two never drift
+    (``sub-calls`` is the member ``sub_calls``)."""
+    return Enum(name, {value.replace("-", "_"): value for value in get_args(literal)}, type=str)  # type: ignore[return-value]
+
 
 class Precision(str, Enum):
     """Number format of weights (inference) or of the autocast (training)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -11,32 +10,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apr.cli.common import fail_cleanly, default_workers
+from apr.cli.common import choices, default_workers, fail_cleanly
+from apr.data.generate import TraceFormat, TraceOrder
+from apr.data.sft import Condition as SftCondition, Segments as SftSegments
 from apr.data.stats import WINDOWS
 
 app = typer.Typer(no_args_is_help=True, help="Generate Countdown problems, solver demonstrations and SFT data.")
 console = Console(stderr=True)
 
 
-class Format(str, Enum):
-    apr = "apr"
-    sosp = "sosp"
-
-
-class Order(str, Enum):
-    shuffled = "shuffled"
-    canonical = "canonical"
-
-
-class Condition(str, Enum):
-    none = "none"
-    sub_calls = "sub-calls"
-    tokens = "tokens"
-
-
-class Segments(str, Enum):
-    all = "all"
-    root_last = "root-last"
+Format = choices("Format", TraceFormat)
+Order = choices("Order", TraceOrder)
+Condition = choices("Condition", SftCondition)
+Segments = choices("Segments", SftSegments)
 
 
 FRESH_HELP = ("Discard the shards an interrupted run left instead of resuming them (a resume with other "

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields
-from enum import Enum
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from apr.cli.common import (Precision, cpu_threads_option, fail_cleanly, progress_option,
+from apr.cli.common import (Precision, choices, cpu_threads_option, fail_cleanly, progress_option,
                             tensorboard_option)
 from apr.cli.train_grpo import grpo
 from apr.runtime.cpu import set_cpu_threads
+from apr.train import config as sft_config
 
-class LossOn(str, Enum):
-    all = "all"
-    completion = "completion"
-
+LossOn = choices("LossOn", sft_config.LossOn)
 
 app = typer.Typer(no_args_is_help=True, help="Train models: SFT from scratch on SoS+/APR thread data.")
 

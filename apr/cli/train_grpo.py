@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from apr.cli.common import (Precision, backend_url_option, cpu_threads_option, fail_cleanly, max_slots_option,
+from apr.cli.common import (Precision, backend_url_option, choices, cpu_threads_option, fail_cleanly, max_slots_option,
                             progress_option, tensorboard_option)
+from apr.rl import config as rl_config
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
 from apr.runtime.cpu import set_cpu_threads
 from apr.runtime.limits import Limits
 
 
-class Advantage(str, Enum):
-    std = "std"
-    mean = "mean"
+Advantage = choices("Advantage", rl_config.Advantage)
 
 
 def _default(cls: type, name: str) -> Any:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from apr.rl.rewards import Rewards
 from apr.runtime.limits import Limits
 
+Advantage = Literal["std", "mean"]
+
 
 class GRPOConfigError(ValueError):
     """A setting or input that cannot work; reported before any model is loaded."""
@@ -37,7 +39,7 @@ class GRPOConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     clip: float = 0.2  # PPO ratio clip
     kl_beta: float = 0.001  # k3 KL to the reference; the paper: 0.001 APR, 0.01 SoS+
-    advantage: Literal["std", "mean"] = "std"  # group-normalised (paper) or only mean-centred (ThreadWeaver)
+    advantage: Advantage = "std"  # group-normalised (paper) or only mean-centred (ThreadWeaver)
     # Extra groups on the root's post-join continuation (apr.rl.continuations): K samples per
     # episode whose children found an answer, each group weighing ``join_weight`` episodes.
     join_samples: int = 0

@@ -28,7 +28,7 @@ def test_problems_traces_sft_pipeline(tmp_path):
     (["data", "problems", "--out", "x", "--train", "-5"], "split size must be >= 0"),
     (["data", "traces", "-p", "nope.jsonl", "-o", "t.jsonl"], "no such file"),
     (["data", "traces", "-p", "bad.jsonl", "-o", "t.jsonl"], "truncated"),
-    (["data", "traces", "-p", "ok.jsonl", "-o", "t.jsonl", "--format", "bfs"], "'bfs' is not one of 'apr', 'sosp'"),
+    (["data", "traces", "-p", "ok.jsonl", "-o", "t.jsonl", "--format", "bfs"], "'bfs' is not one of 'sosp', 'apr'"),
     (["data", "traces", "-p", ".", "-o", "t.jsonl"], ". is a folder; pass one of its files (bad.jsonl, empty.jsonl"),
     (["data", "traces", "-p", "empty.jsonl", "-o", "t.jsonl"], "empty.jsonl is empty"),
     (["data", "sft", "-t", ".", "-o", "s.jsonl"], "is a folder"),
