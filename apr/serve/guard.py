@@ -78,9 +78,8 @@ class _BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
-    def _too_large(self, size: str) -> HTTPException:
-        return HTTPException(413, f"request body of {size} bytes is over this server's limit of "
-                             f"{self.max_bytes} (apr serve --max-body-bytes)")
+    def _too_large(self, size: str) -> str:
+        return f"request body of {size} bytes is over this server's limit of {self.max_bytes} (apr serve --max-body-bytes)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +89,7 @@ class _BodyLimit:
             if int(declared) <= DRAIN_BYTES:  # read (and drop) it, or the client never sees the 413
                 while (await receive()).get("more_body"):
                     pass
-            response = error_response(413, self._too_large(declared).detail, "request_too_large")
+            response = error_response(413, self._too_large(declared), "request_too_large")
             response.headers["connection"] = "close"
             return await response(scope, receive, send)
         received = 0
@@ -101,7 +100,7 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:  # a chunked body: raised while the handler reads it
-                    raise self._too_large(f"more than {self.max_bytes}")
+                    raise HTTPException(413, self._too_large(f"more than {self.max_bytes}"))
             return message
 
         await self.app(scope, counted, send)
