@@ -79,7 +79,8 @@ class _BodyLimit:
         self.app, self.max_bytes = app, max_bytes
 
     def _too_large(self, size: str) -> str:
-        return f"request body of {size} bytes is over this server's limit of {self.max_bytes} (apr serve --max-body-bytes)"
+        return (f"request body of {size} bytes is over this server's limit of {self.max_bytes} "
+                "(apr serve --max-body-bytes)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
