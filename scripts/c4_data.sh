@@ -8,9 +8,9 @@ APR_N=${APR_N:-2000}
 SOSP_N=${SOSP_N:-8000}
 D=runs/c4
 apr data problems -o $D --train 20000 --val 200 --test 1200 --seed 0 --workers 1
-apr data traces -p $D/train.jsonl -o $D/apr$APR_N.jsonl -f apr --min-beam 6 --max-beam 6 --max-sub-beam 6 \
+[ -f $D/apr$APR_N.jsonl ] || apr data traces -p $D/train.jsonl -o $D/apr$APR_N.jsonl -f apr --min-beam 6 --max-beam 6 --max-sub-beam 6 \
     --max-depth 2 --p-spawn 1.0 --order canonical --limit "$APR_N" --workers 1 &
-apr data traces -p $D/train.jsonl -o $D/sosp$SOSP_N.jsonl -f sosp --max-beam 5 --order canonical \
+[ -f $D/sosp$SOSP_N.jsonl ] || apr data traces -p $D/train.jsonl -o $D/sosp$SOSP_N.jsonl -f sosp --max-beam 5 --order canonical \
     --limit "$SOSP_N" --workers 1 &
 wait
 for f in apr$APR_N sosp$SOSP_N; do

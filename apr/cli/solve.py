@@ -15,7 +15,7 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -86,8 +86,6 @@ def solve(
         raise ValueError("with --symbolic, --sub-call-budget is the parent's beam and must be >= 1")
     if model and backend_url:
         raise ValueError("--model and --backend-url exclude each other")
-    if backend_url and not backend_url.startswith(("http://", "https://")):
-        raise ValueError(f"--backend-url must start with http:// or https://, got {backend_url!r}")
     limits = Limits(max_children=max_children, max_depth=max_depth, max_threads=max_threads, max_spawns=max_spawns,
                     max_total_tokens=max_total_tokens, timeout_s=timeout)
     if symbolic:
@@ -106,66 +104,34 @@ def solve(
 
 
 # -- running -----------------------------------------------------------------------------------
-def _bundled_encoder() -> Callable[[str], list[int]]:
-    """Token ids (no BOS) with the bundled tokenizer (imported here: transformers is slow to import)."""
+def _bundled_counter() -> TokenCounter:
+    """Token counts (no BOS) with the bundled tokenizer (imported here: transformers is slow to import)."""
     from apr.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer()
-    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def _bundled_counter() -> TokenCounter:
-    encode = _bundled_encoder()
-    return lambda text: len(encode(text))
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _backend(problem: Problem, model: Path | None, url: str | None, name: str | None, max_slots: int,
              cpu_threads: int | None, context_length: int | None = None) -> tuple[Backend, str, TokenCounter]:
-    """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``.
+    """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``
+    (llama-server's native API, else OpenAI-compatible) with the bundled tokenizer.
 
     A problem outside the checkpoint's recorded training range is refused before the model loads.
     """
     if url:
-        from apr.runtime.openai_backend import OpenAIBackend
+        from apr.runtime.codec import TokenCodec
+        from apr.runtime.remote import open_remote
+        from apr.tokenizer import load_tokenizer
 
-        encode = _bundled_encoder()
-        name, context = _remote_model(url, name, context_length)
-        backend = OpenAIBackend(url, name, encode, context)
-        return backend, f"{name} at {url}", backend.count_tokens
+        backend, source = open_remote(url, TokenCodec(load_tokenizer()), model=name, context_length=context_length)
+        return backend, source, backend.count_tokens
     from apr.models.trained_range import check_in_range
 
     path = resolve_model(model)
     check_in_range(path, problem.nums, problem.target)
     backend = load_backend(path, max_slots, cpu_threads)
     return backend, f"{path} (embedded engine, {backend.engine.device})", backend.count_tokens
-
-
-def _remote_model(url: str, name: str | None, context_length: int | None) -> tuple[str, int]:
-    """The server's model name and context window (vLLM and apr serve report ``max_model_len``; for a
-    server that does not, ``--context-length`` is required rather than guessed)."""
-    from openai import OpenAI, OpenAIError
-
-    try:
-        cards = OpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=10).models.list().data
-    except OpenAIError as e:
-        raise ValueError(f"cannot list the models of {url}: {e}") from None
-    names = [c.id for c in cards]
-    if name is None:
-        if len(names) != 1:
-            raise ValueError(f"{url} serves {names or 'no models'}: pick one with --served-model-name")
-        name = names[0]
-    card = next((c for c in cards if c.id == name), None)
-    if card is None:
-        raise ValueError(f"{url} has no model {name!r}; it serves {names}")
-    reported = (card.model_extra or {}).get("max_model_len")
-    if context_length is not None:
-        if reported and int(reported) != context_length:
-            raise ValueError(f"--context-length {context_length} differs from the {reported} tokens {url} reports")
-        return name, context_length
-    if not reported:
-        raise ValueError(f"{url} does not report {name!r}'s context window: pass --context-length (the n_ctx "
-                         "the server was started with)")
-    return name, int(reported)
 
 
 def _config(temperature: float, seed: int | None, limits: Limits) -> SolveConfig:

@@ -23,7 +23,8 @@ from apr.models.trained_range import trained_range
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.codec import TokenCodec
 from apr.runtime.embedded import EmbeddedBackend
-from apr.runtime.openai_backend import OpenAIBackend
+from apr.runtime.llamacpp_backend import LlamaCppBackend
+from apr.runtime.remote import open_remote, reports_window
 from apr.tokenizer import checkpoint_tokenizer, load_tokenizer
 
 
@@ -104,22 +105,28 @@ def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, 
 
 
 def open_served(fmt: str, ref: str, *, url: str, tokenizer: str | None, context_length: int | None) -> Model:
-    """A model behind an OpenAI-compatible server; ``ref`` is its served name (a local folder of
-    that name also supplies the tokenizer and the window)."""
+    """A model behind a server (llama-server, or any OpenAI-compatible one, where ``ref`` is its served
+    name); a local folder of that name also supplies the tokenizer, and the window if the server
+    reports none."""
     path = Path(ref)
     codec = TokenCodec(checkpoint_tokenizer(path, tokenizer) if path.is_dir() else load_tokenizer(tokenizer))
-    if context_length is None:
-        if not (path / "config.json").is_file():
-            raise ValueError(f"give --context-length for the served model {ref!r} (no local checkpoint of that name)")
+    if context_length is None and (path / "config.json").is_file() and not reports_window(url, ref):
         context_length = AutoConfig.from_pretrained(path).max_position_embeddings
-    backend = OpenAIBackend(url, ref, encode=lambda text: codec.encode(text, bos=False),
-                            context_length=context_length)
-    return Model(fmt, backend, codec, context_length, ref, {"server": url, "model": ref}, served=True)
+    backend, _ = open_remote(url, codec, model=ref, context_length=context_length)
+    return Model(fmt, backend, codec, backend.context_length, ref, {"server": url, "model": ref}, served=True)
 
 
 async def check_served_tokenizer(model: Model, problem: Problem) -> None:
-    """One 1-token request: the server must count the prompt as our tokenizer does (plus BOS)."""
+    """The server must tokenize as we do: llama-server is asked for its ids of the prompt (it decodes
+    ours, but a client of the OpenAI API sends text); any other server answers one 1-token request
+    whose prompt count must be ours (plus BOS)."""
     prompt = problem.prompt(model.fmt)
+    if isinstance(model.backend, LlamaCppBackend):
+        theirs, ours = await model.backend.server_ids(prompt), model.codec.encode(prompt)
+        if theirs != ours:
+            raise ValueError(f"tokenizer mismatch: llama-server tokenizes the {model.fmt} prompt as {theirs[:12]}..., "
+                             f"ours as {ours[:12]}...; serve a GGUF written by `apr export gguf`")
+        return
     gen = await model.backend.generate("apr-eval/probe", prompt, SamplingParams(max_tokens=1))
     if gen.finish_reason == "error":
         raise ValueError(f"the server did not answer for the {model.fmt} model: {gen.extra.get('error')}")

@@ -266,6 +266,8 @@ class _Problem:
             call.update(prompt=prompt, text=gen.text, token_ids=list(gen.token_ids), logprobs=gen.logprobs)
         thread.meta["calls"].append(call)
         thread.meta["subtree_tokens"] += len(gen.token_ids)
+        if gen.finish_reason == "error":  # say why, so a server's unreadable reply is not a silent wrong tree
+            thread.events.append(f"error: {gen.extra.get('error', 'the backend failed')}")
 
     def _finish_meta(self, thread: Thread) -> None:
         meta = thread.meta

@@ -157,17 +157,24 @@ def evaluate(model: PreTrainedModel, val: Any, c: SFTConfig, pad_id: int, accele
     return (sums[0] / sums[1].clamp(min=1)).item()
 
 
-def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokenizerBase) -> int:
-    """The model's context; for an existing checkpoint, also check that the tokenizer fits it."""
+def _context_length(c: SFTConfig, init: Path | None, tokenizer: PreTrainedTokenizerBase, resuming: bool) -> int:
+    """The model's context; for an existing checkpoint, also check that the tokenizer fits it.
+
+    A run that starts from a checkpoint may lengthen its window (RoPE positions are computed, not
+    learned, so the model loads as it is and learns the new positions); a resumed run keeps its own.
+    """
     if init is None:
         return c.context_length or get_preset(c.preset).context_length
     if not (init / "config.json").is_file():
         raise SFTInputError(f"{init} is not a model checkpoint (no config.json)")
     config = AutoConfig.from_pretrained(init)
     check_tokenizer(config, tokenizer, where=f"checkpoint {init}", checkpoint=init)
-    if c.context_length and c.context_length != config.max_position_embeddings:
-        raise SFTInputError(f"--context-length {c.context_length} differs from {init}'s {config.max_position_embeddings}")
-    return config.max_position_embeddings
+    own = config.max_position_embeddings
+    if c.context_length and (c.context_length < own or (resuming and c.context_length != own)):
+        how = "a resumed run keeps its window" if resuming else "a window can be lengthened, not shortened"
+        raise SFTInputError(f"--context-length {c.context_length} differs from {init}'s {own} ({how}); "
+                            f"drop --context-length or pass one >= {own}")
+    return max(own, c.context_length or 0)
 
 
 def _run_settings(c: SFTConfig, world_size: int) -> dict[str, Any]:
@@ -219,7 +226,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     except ValueError as e:
         raise SFTInputError(str(e)) from None
     init = resume_path or (Path(c.init_from) if c.init_from else None)
-    n_ctx = _context_length(c, init, tokenizer)
+    n_ctx = _context_length(c, init, tokenizer, resuming=resume_path is not None)
     # A sequence of n tokens feeds n - 1 inputs, so it fits a context of n - 1 positions (as in the paper).
     data = _prepare_data(c, tokenizer, n_ctx + 1, accelerator)
     for line in data.report:
@@ -228,6 +235,7 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     task = data.task.union(trained_range(init)) if data.task is not None and init is not None else data.task
 
     model = load_model(init) if init else build_model(c.preset, tokenizer, c.context_length, seed=c.seed)
+    model.config.max_position_embeddings = n_ctx
     decay = [p for p in model.parameters() if p.ndim >= 2]  # no weight decay on norm gains
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
