@@ -28,11 +28,12 @@ def _root(show_version: bool = typer.Option(False, "--version", callback=_versio
 
 def _register() -> None:
     # Imported here so that `apr --help` stays fast and each stage owns its own module.
-    from apr.cli import ask, data, serve, solve, train
+    from apr.cli import ask, data, export, serve, solve, train
     from apr.cli import eval as eval_cli
 
     app.add_typer(data.app, name="data")
     app.add_typer(train.app, name="train")
+    app.add_typer(export.app, name="export")
     app.command("ask")(ask.ask)
     app.command("solve", context_settings=solve.CONTEXT)(solve.solve)
     app.command("serve")(serve.serve)
