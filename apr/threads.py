@@ -248,6 +248,16 @@ def tree_metrics(root: Thread, count: TokenCounter | None = None) -> TreeMetrics
 # Data files store a tree as a flat list of thread rows with parent links: every row has the
 # same fields, so Arrow/Parquet (and `datasets.load_dataset`) see one fixed schema however deep
 # the tree is. Runtime-only data (meta, events) lives in the nested form.
+def shape(thread: Thread) -> dict[str, Any]:
+    """What a tree says, without timings or token counts: prompts, spans, finish reasons, events.
+    Two backends decoded the same tree when their shapes are equal."""
+    return {
+        "id": thread.id, "prompt": thread.prompt, "finish": thread.finish_reason, "events": thread.events,
+        "spans": [(s.kind, s.text) for s in thread.spans],
+        "spawns": [[shape(c) for c in group] for group in thread.spawns],
+    }
+
+
 def flatten(root: Thread) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import platform
 import random
 import tempfile
 import time
@@ -33,6 +32,7 @@ from apr.runtime.orchestrator import SolveConfig, asolve_many
 from apr.runtime.backend import SamplingParams
 from apr.serve.loading import DEFAULT_MODEL
 from apr.tokenizer import load_tokenizer, save_tokenizer
+from apr.runtime.cpu import cpu_model
 
 
 def _spin() -> None:
@@ -86,8 +86,7 @@ def main() -> None:
     for s in spinners:
         s.terminate()
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     print(f"{cpu} · {os.cpu_count()} CPUs · {args.load} spinning processes · {args.problems} trees each")
     print(f"{'model':<18} {'params':>9} " + " ".join(f"{f'{n} thr s/tree':>14} {'vs 1':>5}" for n in args.threads))
     for name, params, times in rows:

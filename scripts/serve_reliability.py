@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -37,6 +36,7 @@ from tests.serve.test_isolation import INNOCENT, POISON  # noqa: E402
 
 from apr.grammar import apr_prompt  # noqa: E402
 from apr.serve.loading import DEFAULT_MODEL  # noqa: E402
+from apr.runtime.cpu import cpu_model
 
 JSON = {"content-type": "application/json"}
 MODEL_NAME = "bench"  # what benchmarks.serve.start_server serves the model as
@@ -189,8 +189,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     print(f"apr serve reliability · {args.model} · {cpu} · {os.cpu_count()} CPUs · server cpu threads "
           f"{args.cpu_threads} · {total:.0f} s")
     width = max(len(r[1]) for r in rows)

@@ -10,6 +10,19 @@ measurements behind this (``benchmarks/threads.py``).
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what benchmarks print beside their numbers)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def default_cpu_threads() -> int:

@@ -18,18 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from apr.runtime.cpu import cpu_model
+
 
 def cpu_tag() -> str:
     """A short name for this machine's CPU model and architecture."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()}-{hashlib.sha256(model.encode()).hexdigest()[:10]}"
+    return f"{platform.machine()}-{hashlib.sha256(cpu_model().encode()).hexdigest()[:10]}"
 
 
 def cache_dir() -> Path:

@@ -33,12 +33,3 @@ def replay(demo: Thread) -> Script:
     """A script that writes, for each segment prompt of ``demo``, that segment's completion."""
     table = {s.prompt: s.completion for t in demo.walk() for s in t.segments()}
     return lambda prompt, rng: table[prompt]
-
-
-def shape(thread: Thread) -> dict:
-    """What a tree says, without timings or token counts: prompts, spans, finish reasons, events."""
-    return {
-        "id": thread.id, "prompt": thread.prompt, "finish": thread.finish_reason, "events": thread.events,
-        "spans": [(s.kind, s.text) for s in thread.spans],
-        "spawns": [[shape(c) for c in group] for group in thread.spawns],
-    }

@@ -16,7 +16,8 @@ from apr.runtime.orchestrator import SolveConfig, asolve_many, runtime_metrics, 
 from apr.runtime.scripted import ScriptedBackend
 from apr.runtime.sequential import SequentialBackend
 from apr.threads import Thread
-from tests.runtime.support import demonstration, replay, shape
+from apr.threads import shape
+from tests.runtime.support import demonstration, replay
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -28,8 +28,8 @@ from apr.runtime.llamacpp_backend import LlamaCppBackend
 from apr.runtime.orchestrator import SolveConfig, asolve_many
 from apr.serve.llamacpp import LlamaServer, find_llama_server
 from apr.serve.loading import DEFAULT_MODEL
+from apr.threads import shape
 from apr.tokenizer import build_tokenizer, checkpoint_tokenizer
-from tests.runtime.support import shape
 
 _register()
 BINARY = find_llama_server()
