@@ -24,7 +24,7 @@ MAX_TOP_K = 2**31 - 1  # anything above the vocabulary means "off"
 # that mean "not used". Any other value is refused: a silently ignored penalty or bias is a wrong answer.
 NOT_IMPLEMENTED: dict[str, tuple[Any, ...]] = {
     "best_of": (None, 1), "suffix": (None, ""), "presence_penalty": (None, 0), "frequency_penalty": (None, 0),
-    "repetition_penalty": (None, 1), "logit_bias": (None, {}), "min_tokens": (None, 0), "min_p": (None, 0),
+    "repetition_penalty": (None, 1), "repeat_penalty": (None, 1), "logit_bias": (None, {}), "min_tokens": (None, 0), "min_p": (None, 0),
     "ignore_eos": (None, False), "prompt_logprobs": (None,), "stream_options": (None,),
     "response_format": (None,), "guided_json": (None,), "guided_regex": (None,), "guided_choice": (None,),
     "guided_grammar": (None,), "allowed_token_ids": (None,), "bad_words": (None, []),

@@ -80,3 +80,48 @@ def test_refuses_tempered_log_probs_it_cannot_return():
     params = SamplingParams(temperature=0.7, logprobs=True, tempered_logprobs=True)
     with pytest.raises(ValueError, match="raw log-probs"):
         asyncio.run(backend.generate("s", "prompt", params))
+
+
+def llama_cpp_python_server(seen: list) -> FastAPI:
+    """Answers as llama-cpp-python does: the stop string trimmed, no ``stop_reason``, the trimmed stop
+    counted in ``completion_tokens`` but EOS not; '...ambiguous' counts tokens no stop string has."""
+    app = FastAPI()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        seen.append(body)
+        prompt = body["prompt"]
+        if prompt.endswith("spawn"):
+            text, counted = "\n<Calling Sub Searches>\n", len("\n<Calling Sub Searches>\n" + SPAWN_END)
+        elif prompt.endswith("ambiguous"):
+            text, counted = "\nabc", 11
+        else:
+            text, counted = "\n27,27 equal: Goal Reached\n", len("\n27,27 equal: Goal Reached\n")
+        return {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": len(prompt), "completion_tokens": counted, "total_tokens": 0}}
+
+    return app
+
+
+def test_a_stop_string_trimmed_without_a_name_is_restored_from_the_token_count():
+    seen: list = []
+    with Loopback(llama_cpp_python_server(seen)) as server:
+        backend = OpenAIBackend(server.url, "apr", encode=lambda t: [ord(c) for c in t], context_length=500,
+                                max_retries=0)
+
+        async def run():
+            params = SamplingParams(max_tokens=50, stop=(SPAWN_END, "<Start"))
+            out = [await backend.generate("t", f"Moving to Node #0 {end}", params)
+                   for end in ("spawn", "then", "ambiguous")]
+            await backend.aclose()
+            return out
+
+        spawn, done, unreadable = asyncio.run(run())
+    assert spawn.finish_reason == "stop" and spawn.text.endswith("\n" + SPAWN_END)
+    assert done.finish_reason == "eos" and done.text.endswith("Goal Reached\n")
+    assert unreadable.finish_reason == "error" and "counted 7 tokens" in unreadable.extra["error"]
+    # llama.cpp's sampling defaults are switched off under every engine's name; top-k off is -1
+    assert seen[0]["repeat_penalty"] == seen[0]["repetition_penalty"] == 1.0 and seen[0]["min_p"] == 0.0
+    assert seen[0]["top_k"] == -1
