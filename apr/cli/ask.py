@@ -12,15 +12,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from apr.cli.common import served_model_name_option
+from apr.cli.common import choices, served_model_name_option
 from apr.prompted.client import ChatClient, ClientConfig, PromptedError
 from apr.prompted.evaluate import EvalItem, compare, load_items, run_eval
-from apr.prompted.orchestrator import AskConfig, Mode, Result, ask as ask_once
+from apr.prompted.orchestrator import AskConfig, Mode, PlanConstraint, Result, ask as ask_once
 from apr.prompted.render import eval_table, result_table
 from apr.viz.tree import html_page, rich_tree
 
 console = Console()
 errors = Console(stderr=True)
+ConstrainPlan = choices("ConstrainPlan", PlanConstraint)
 
 
 def ask(
@@ -45,6 +46,9 @@ def ask(
                                 "last-line, or re:<regex>."),
     max_tokens: int = typer.Option(2048, min=1, help="Completion tokens per subtask, merge or answer call."),
     plan_max_tokens: int = typer.Option(512, min=1, help="Completion tokens per plan call (a plan is short)."),
+    constrain_plan: ConstrainPlan = typer.Option(
+        ConstrainPlan.auto, help="Constrain plan replies to the plan's JSON Schema: json_schema (OpenAI, vLLM, "
+        "llama-server), json_object (llama-cpp-python), auto (the first the server takes), off."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="Sampling temperature; default: the server's."),
     token_budget: Optional[int] = typer.Option(None, min=1, help="Total tokens for the attempt; past it, "
                                                "fall back to one sequential answer."),
@@ -65,7 +69,7 @@ def ask(
     try:
         config = AskConfig(mode=mode, max_threads=max_threads, max_subtasks=max_subtasks, max_depth=max_depth,
                            votes=votes, verify=verify, extract=extract, max_tokens=max_tokens,
-                           plan_max_tokens=plan_max_tokens,
+                           plan_max_tokens=plan_max_tokens, constrain_plan=constrain_plan.value,
                            temperature=temperature, token_budget=token_budget, time_budget=time_budget)
     except ValueError as e:  # typer has checked the ranges already: this is the answer format
         raise typer.BadParameter(str(e), param_hint="--extract") from None

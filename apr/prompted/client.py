@@ -70,12 +70,14 @@ class ChatClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._api.close()
 
-    async def chat(self, messages: list[dict[str, str]], *, max_tokens: int,
-                   temperature: float | None = None, timeout: float | None = None) -> Reply:
+    async def chat(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float | None = None,
+                   timeout: float | None = None, response_format: dict | None = None) -> Reply:
         """One completion; ``timeout`` (default: the config's) bounds the call, retries included."""
         start = time.monotonic()
         deadline = start + (self.config.timeout if timeout is None else timeout)
         extra: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
+        if response_format is not None:
+            extra["response_format"] = response_format
         attempt = 0
         while True:
             try:

@@ -21,15 +21,22 @@ import asyncio
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Literal
 
 from apr.prompted import prompts
 from apr.prompted.answers import extractor, majority, normalize
 from apr.prompted.budget import Budget, BudgetExceeded
 from apr.prompted.client import CallFailed, ChatClient, Reply
-from apr.prompted.plan import Plan, PlanError, parse_plan
+from apr.prompted.plan import Plan, PlanError, parse_plan, response_format
 from apr.prompted.schedule import gather_or_cancel, run_dag
 from apr.threads import Thread, tree_metrics
+
+
+PlanConstraint = Literal["auto", "json_schema", "json_object", "off"]
+PLAN_CONSTRAINTS: dict[str, tuple[str | None, ...]] = {  # what each tries, in order, until the server takes one
+    "auto": ("json_schema", "json_object", None), "json_schema": ("json_schema",),
+    "json_object": ("json_object",), "off": (None,),
+}
 
 
 class Mode(str, Enum):
@@ -50,6 +57,7 @@ class AskConfig:
     max_tokens: int = 2048  # per subtask, merge or answer call
     plan_max_tokens: int = 512  # per plan call: a plan is a short JSON list, and a runaway one must not stall
     temperature: float | None = None  # None: the server's default
+    constrain_plan: PlanConstraint = "auto"  # see PLAN_CONSTRAINTS
     token_budget: int | None = None  # for the attempt; the fallback answer is outside it
     time_budget: float | None = None  # seconds, likewise
 
@@ -61,6 +69,8 @@ class AskConfig:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 when set, got {getattr(self, name)}")
         extractor(self.extract)  # raises on an unknown answer format
+        if self.constrain_plan not in PLAN_CONSTRAINTS:
+            raise ValueError(f"constrain_plan must be one of {', '.join(PLAN_CONSTRAINTS)}, got {self.constrain_plan!r}")
 
 
 @dataclass
@@ -116,6 +126,7 @@ class _Run:
         self.slots = asyncio.Semaphore(config.max_threads)  # held only during a call: no deadlock
         self.extract = extractor(config.extract)
         self.final = prompts.closing(True, self.extract.instruction)
+        self.plan_formats = list(PLAN_CONSTRAINTS[config.constrain_plan])  # the first is the one in use
         self.t0 = time.monotonic()
 
     async def attempt(self, root: Thread) -> str:
@@ -126,7 +137,8 @@ class _Run:
         return await self.solve(root, depth=0)
 
     # -- one call ----------------------------------------------------------------------------
-    async def call(self, thread: Thread, purpose: str, messages: prompts.Messages) -> Reply:
+    async def call(self, thread: Thread, purpose: str, messages: prompts.Messages,
+                   constraint: str | None = None) -> Reply:
         """One model call within the budget and the thread limit, accounted to ``thread``."""
         async with self.slots:
             self.budget.check()
@@ -137,8 +149,10 @@ class _Run:
             cut_by_budget = seconds_left is not None and seconds_left < timeout
             started = time.monotonic() - self.t0
             try:
-                reply = await self.client.chat(messages, max_tokens=max_tokens, temperature=self.config.temperature,
-                                               timeout=seconds_left if cut_by_budget else timeout)
+                reply = await self.client.chat(
+                    messages, max_tokens=max_tokens, temperature=self.config.temperature,
+                    timeout=seconds_left if cut_by_budget else timeout,
+                    response_format=response_format(constraint, self.config.max_subtasks))
             except CallFailed as e:
                 if e.kind == "timeout" and cut_by_budget:
                     raise BudgetExceeded(f"time budget of {self.config.time_budget:g} s spent") from None
@@ -151,6 +165,8 @@ class _Run:
                   "finish_reason": reply.finish_reason}
         if reply.usage_estimated:
             record["usage_estimated"] = True
+        if constraint is not None:
+            record["response_format"] = constraint
         thread.meta.setdefault("calls", []).append(record)
         return reply
 
@@ -176,7 +192,7 @@ class _Run:
         """
         messages = prompts.plan(thread.prompt, self.config.max_subtasks)
         for _ in range(2):
-            reply = await self.call(thread, "plan", messages)
+            reply = await self.plan_call(thread, messages)
             try:
                 plan = parse_plan(reply.text, self.config.max_subtasks)
             except PlanError as e:
@@ -185,10 +201,25 @@ class _Run:
                 messages = prompts.plan_retry(messages, reply.text, str(e))
                 continue
             thread.add_span("spawn" if len(plan.subtasks) > 1 else "gen", reply.text, reply.completion_tokens)
+            thread.events += [f"plan repaired: {note}" for note in plan.repairs]
             return plan
         thread.events.append("no valid plan after one retry: answering sequentially")
         thread.meta["fallback"] = "plan"
         return None
+
+    async def plan_call(self, thread: Thread, messages: prompts.Messages) -> Reply:
+        """A plan call under the first output constraint the server accepts (``--constrain-plan``)."""
+        while True:
+            constraint = self.plan_formats[0]
+            try:
+                return await self.call(thread, "plan", messages, constraint)
+            except CallFailed as e:
+                if e.kind != "http" or len(self.plan_formats) == 1:
+                    raise
+                if self.plan_formats[0] == constraint:  # a concurrent plan call may have moved on already
+                    self.plan_formats.pop(0)
+                thread.events.append(f"the server refused response_format {constraint} ({e}): "
+                                     f"plans go {self.plan_formats[0] or 'unconstrained'} from now on")
 
     async def fork_join(self, thread: Thread, plan: Plan, depth: int, closing: str) -> str:
         subtasks = {s.id: s for s in plan.subtasks}

@@ -1,8 +1,12 @@
 """The planner's answer: a JSON list of subtasks with declared dependencies, validated.
 
 Models wrap JSON in prose, code fences or ``<think>`` blocks, so parsing takes the outermost
-``[...]`` of what is left after dropping think blocks; everything else (ids, dependencies, cycles,
-width) is checked by pydantic, and the first error comes back as one line the model can act on.
+``[...]`` of what is left after dropping think blocks, or the ``{"subtasks": [...]}`` object that a
+schema-constrained reply has at its root. Mistakes that have one obvious fix are repaired instead of
+spending a retry on them (a dependency on itself, on an unknown id, or on the template's placeholder
+is dropped; a repeated id is renamed), and each repair is noted. A plan that copies the template's
+placeholders as its tasks is refused. Everything else (ids, cycles, width) is checked by pydantic, and
+the first error comes back as one line the model can act on.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_PLACEHOLDER = re.compile(r"^\s*<[^<>]*>\s*$")  # "<short name>", "<self-contained instruction>", ...
 
 
 class PlanError(ValueError):
@@ -29,6 +34,7 @@ class Subtask(BaseModel):
 
 class Plan(BaseModel):
     subtasks: list[Subtask] = Field(min_length=1)
+    repairs: list[str] = Field(default_factory=list, exclude=True)  # what parse_plan fixed, for the tree
 
     @model_validator(mode="after")
     def _check_graph(self, info: ValidationInfo) -> "Plan":
@@ -64,20 +70,91 @@ class Plan(BaseModel):
         return {s.id: s.depends_on for s in self.subtasks}
 
 
+def plan_schema(max_subtasks: int) -> dict:
+    """JSON Schema of a plan reply for servers that constrain decoding to one (the object form:
+    llama-cpp-python's ``json_object`` needs an object at the root)."""
+    subtask = {"type": "object", "properties": {"id": {"type": "string"}, "task": {"type": "string"},
+                                                "depends_on": {"type": "array", "items": {"type": "string"}}},
+               "required": ["id", "task", "depends_on"], "additionalProperties": False}
+    return {"type": "object", "required": ["subtasks"], "additionalProperties": False,
+            "properties": {"subtasks": {"type": "array", "items": subtask, "minItems": 1, "maxItems": max_subtasks}}}
+
+
+def response_format(kind: str | None, max_subtasks: int) -> dict | None:
+    """The ``response_format`` of a plan request: OpenAI's ``json_schema``, llama-cpp-python's
+    ``json_object`` with a schema, or None (free text)."""
+    if kind is None:
+        return None
+    schema = plan_schema(max_subtasks)
+    if kind == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema, "strict": True}}
+    if kind == "json_object":
+        return {"type": "json_object", "schema": schema}
+    raise ValueError(f"unknown plan constraint {kind!r}")
+
+
 def parse_plan(text: str, max_subtasks: int) -> Plan:
     """The plan in a planner reply, or ``PlanError`` with a one-line reason."""
-    body = _THINK.sub("", text)
+    data = _subtask_list(_THINK.sub("", text))
+    repairs = _repair(data) if isinstance(data, list) else []
+    try:
+        plan = Plan.model_validate({"subtasks": data}, context={"max_subtasks": max_subtasks})
+    except ValidationError as e:
+        raise PlanError(_describe(e)) from None
+    plan.repairs = repairs
+    return plan
+
+
+def _subtask_list(body: str) -> object:
+    """The reply's JSON: a ``{"subtasks": [...]}`` object's list, else its outermost list."""
+    start_obj = body.find("{")
+    if start_obj >= 0 and (body.find("[") < 0 or start_obj < body.find("[")):
+        try:
+            obj = json.loads(body[start_obj : body.rfind("}") + 1])
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "subtasks" in obj:
+            return obj["subtasks"]
     start, end = body.find("["), body.rfind("]")
     if start < 0:
         raise PlanError("no JSON list found in the reply")
     try:  # an unclosed list (a reply cut off at max_tokens) gets the decoder's own message
-        data = json.loads(body[start : end + 1] if end > start else body[start:])
+        return json.loads(body[start : end + 1] if end > start else body[start:])
     except json.JSONDecodeError as e:
         raise PlanError(f"not valid JSON: {e.msg} at character {e.pos}") from None
-    try:
-        return Plan.model_validate({"subtasks": data}, context={"max_subtasks": max_subtasks})
-    except ValidationError as e:
-        raise PlanError(_describe(e)) from None
+
+
+def _repair(items: list) -> list[str]:
+    """Fix, in place, what has one obvious fix; refuse copied placeholders. Returns what was fixed."""
+    notes: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for field in ("id", "task"):
+            if isinstance(item.get(field), str) and _PLACEHOLDER.match(item[field]):
+                raise PlanError(f"a subtask's {field} is the template's placeholder {item[field].strip()!r}: "
+                                "write a real one")
+        if isinstance(item.get("id"), (str, int)):
+            sid = original = str(item["id"])
+            n = 2
+            while sid in seen:
+                sid, n = f"{original}-{n}", n + 1
+            if sid != original:
+                notes.append(f"renamed the repeated id {original!r} to {sid!r}")
+                item["id"] = sid
+            seen.add(sid)
+    for item in items:
+        deps = item.get("depends_on") if isinstance(item, dict) else None
+        if not isinstance(deps, list):
+            continue
+        keep = [d for d in deps if isinstance(d, (str, int)) and str(d) in seen and str(d) != str(item.get("id"))]
+        dropped = [d for d in deps if d not in keep]
+        if dropped:
+            notes.append(f"dropped dependencies of {str(item.get('id'))!r} on {', '.join(map(str, dropped))} "
+                         "(itself, unknown or a placeholder)")
+            item["depends_on"] = keep
+    return notes
 
 
 def _describe(error: ValidationError) -> str:

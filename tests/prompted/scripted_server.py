@@ -35,6 +35,7 @@ class Rule:
     uses: int | None = None  # None: unlimited; otherwise the rule is skipped once used up
     refusal: str | None = None  # answer with an API-level refusal
     usage: bool = True  # False: leave the usage field out, as some servers do
+    refuse_formats: tuple[str, ...] = ()  # response_format types answered with HTTP 400
     used: int = 0
 
 
@@ -47,6 +48,7 @@ class Hit:
     end: float = 0.0
     model: str = ""
     max_tokens: int | None = None
+    response_format: str | None = None  # the request's response_format type
     prompt_tokens: int = 0  # as reported in the response's usage
     completion_tokens: int = 0
 
@@ -81,7 +83,7 @@ class ScriptedServer:
             if not users:
                 return _error(400, "no user message")
             hit = Hit(users[-1], messages, -1, time.monotonic(), model=body.get("model", ""),
-                      max_tokens=body.get("max_tokens"))
+                      max_tokens=body.get("max_tokens"), response_format=(body.get("response_format") or {}).get("type"))
             self.log.append(hit)
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
@@ -108,6 +110,8 @@ class ScriptedServer:
             await asyncio.sleep(min(0.02, max(0.0, until - time.monotonic())))
         if rule.status != 200:
             return _error(rule.status, f"scripted HTTP {rule.status}")
+        if hit.response_format in rule.refuse_formats:
+            return _error(400, f"response_format {hit.response_format} is not supported")
         text = rule.reply(hit.prompt) if callable(rule.reply) else rule.reply
         words, finish = text.split(" "), "stop"
         if hit.max_tokens is not None and len(words) > hit.max_tokens:

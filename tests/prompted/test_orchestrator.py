@@ -121,10 +121,24 @@ def test_a_malformed_plan_is_retried_with_the_validation_error(server: ScriptedS
     assert any("invalid plan" in e for e in result.tree.events)
 
 
+def test_plans_are_constrained_by_the_first_format_the_server_takes(server: ScriptedServer, solve: Solve) -> None:
+    server.script(Rule(PLAN, '{"subtasks": [{"id": "a", "task": "x", "depends_on": ["a"]}, '
+                             '{"id": "b", "task": "y", "depends_on": ["a"]}]}', refuse_formats=("json_schema",)),
+                  subtask("a", "RES-A"), subtask("b", "RES-B"), Rule(MERGE, "Answer: 7"))
+    result = solve("TASK-5c")
+    assert result.answer == "7" and result.fallback is None
+    assert [h.response_format for h in server.hits(PLAN)] == ["json_schema", "json_object"]
+    assert result.tree.meta["calls"][0]["response_format"] == "json_object"
+    assert any("refused response_format json_schema" in e for e in result.tree.events)
+    assert any(e.startswith("plan repaired: dropped dependencies of 'a'") for e in result.tree.events)
+    off = solve("TASK-5d", constrain_plan="off")
+    assert server.hits(PLAN)[-1].response_format is None and off.answer == "7"
+
+
 @pytest.mark.parametrize("bad_plan", [
     "Sure! Let me think about it.",
     plan(("a", ["b"]), ("b", ["a"])),
-    plan(("a", ["nope"]), ("b", [])),
+    '[{"id": "a", "task": "<self-contained instruction>", "depends_on": []}, {"id": "b", "task": "y"}]',
     plan(*[(str(i), []) for i in range(7)]),
 ])
 def test_an_invalid_plan_twice_falls_back_to_sequential(server: ScriptedServer, solve: Solve, bad_plan: str) -> None:

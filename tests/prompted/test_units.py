@@ -35,16 +35,29 @@ def test_plan_tolerates_fences_prose_think_blocks_and_numeric_ids() -> None:
     ("[]", "at least 1 item"),
     ('[{"id": "a"}]', "element[0].task: Field required"),
     ('["a", "b"]', "element[0]: Input should be a valid dictionary"),
-    (_plan(("a", []), ("a", [])), "duplicate subtask ids: a"),
-    (_plan(("a", ["z"])), "subtask 'a' depends on unknown ids: z"),
     (_plan(("a", ["b"]), ("b", ["a"]), ("c", [])), "dependency cycle among: a, b"),
-    (_plan(("a", ["a"])), "dependency cycle among: a"),
+    ('[{"id": "<short name>", "task": "x"}]', "id is the template's placeholder '<short name>'"),
+    ('[{"id": "a", "task": "<self-contained instruction>"}]', "task is the template's placeholder"),
     (_plan(*[(str(i), []) for i in range(7)]), "7 subtasks, at most 6 allowed"),
 ])
 def test_invalid_plans_say_why(text: str, reason: str) -> None:
     with pytest.raises(PlanError) as e:
         parse_plan(text, max_subtasks=6)
     assert reason in str(e.value)
+
+
+def test_plans_with_one_obvious_fix_are_repaired_and_say_so() -> None:
+    text = json.dumps([{"id": "a", "task": "x", "depends_on": ["a", "z", "<ids of subtasks whose results it needs>"]},
+                       {"id": "a", "task": "y", "depends_on": ["a"]}])
+    plan = parse_plan(text, max_subtasks=6)
+    assert plan.dependencies() == {"a": [], "a-2": ["a"]}
+    assert plan.repairs[0] == "renamed the repeated id 'a' to 'a-2'" and "on a, z, <ids" in plan.repairs[1]
+
+
+def test_a_schema_constrained_object_is_a_plan() -> None:
+    plan = parse_plan('{"subtasks": [{"id": "a", "task": "x", "depends_on": []}, '
+                      '{"id": "b", "task": "y", "depends_on": ["a"]}]}', max_subtasks=6)
+    assert plan.dependencies() == {"a": [], "b": ["a"]} and plan.repairs == []
 
 
 @pytest.mark.parametrize("spec, text, expected", [
