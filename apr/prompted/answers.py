@@ -14,6 +14,7 @@ from typing import Callable
 
 _ANSWER_LINE = re.compile(r"^[\s*#>_-]*(?:final\s+)?answer[\s*_]*[:：][\s*_]*(.+?)[\s*_]*$", re.I | re.M)
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ def extractor(spec: str) -> Extractor:
             raise ValueError(f"bad answer pattern {spec[3:]!r}: {e}") from None
         return Extractor(spec, "", lambda text: _last_match(pattern, text))
     raise ValueError(f"unknown answer format {spec!r}: use answer, boxed, last-line or re:<pattern>")
+
+
+def lenient(text: str) -> str | None:
+    """A guess at the answer of a reply that ignored the requested format: its last number, else its
+    last line. Reported apart from the strict answer, never in its place."""
+    numbers = _NUMBER.findall(text)
+    return numbers[-1] if numbers else _last_line(text)
 
 
 def _last_answer_line(text: str) -> str | None:

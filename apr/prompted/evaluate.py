@@ -70,8 +70,9 @@ async def run_eval(items: list[EvalItem], client: ChatClient, config: AskConfig,
         runs = await compare(item.question, client, config)
         record: dict[str, Any] = {"question": item.question, "gold": item.answer}
         for arm, result in zip(arms, runs):
-            correct = None if item.answer is None else _same(result.answer, item.answer)
-            record[arm] = {**result.to_dict(), "correct": correct}
+            graded = item.answer is not None
+            record[arm] = {**result.to_dict(), "correct": _same(result.answer, item.answer) if graded else None,
+                           "correct_lenient": _same(result.lenient_answer, item.answer) if graded else None}
         records.append(record)
         if on_record is not None:
             on_record(i, record)
@@ -87,9 +88,11 @@ def _same(answer: str | None, gold: str) -> bool:
 
 def _aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     graded = [r["correct"] for r in runs if r["correct"] is not None]
+    lenient = [r["correct_lenient"] for r in runs if r["correct_lenient"] is not None]
     n = len(runs)
     return {
         "accuracy": sum(graded) / len(graded) if graded else None,
+        "accuracy_lenient": sum(lenient) / len(lenient) if lenient else None,
         "graded": len(graded),
         "mean_seconds": sum(r["seconds"] for r in runs) / n,
         "total_seconds": sum(r["seconds"] for r in runs),

@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Any, Awaitable, Callable, Literal
 
 from apr.prompted import prompts
-from apr.prompted.answers import extractor, majority, normalize
+from apr.prompted.answers import extractor, lenient, majority, normalize
 from apr.prompted.budget import Budget, BudgetExceeded
 from apr.prompted.client import CallFailed, ChatClient, Reply
 from apr.prompted.plan import Plan, PlanError, parse_plan, response_format
@@ -80,6 +80,11 @@ class Result:
     answer: str | None  # extracted from it; None if it has no answer in the requested format
 
     @property
+    def lenient_answer(self) -> str | None:
+        """The answer, else a guess from a reply that ignored the format (``answers.lenient``)."""
+        return self.answer if self.answer is not None else lenient(self.text)
+
+    @property
     def seconds(self) -> float:
         return self.tree.meta["wall_s"]
 
@@ -91,7 +96,7 @@ class Result:
     def stats(self) -> dict[str, Any]:
         """The run's numbers: answer, latency, and the tree's token metrics."""
         m = tree_metrics(self.tree)
-        return {"answer": self.answer, "seconds": self.seconds, "total_tokens": m.total_tokens,
+        return {"answer": self.answer, "lenient_answer": self.lenient_answer, "seconds": self.seconds, "total_tokens": m.total_tokens,
                 "generated_tokens": m.generated_tokens, "sequential_tokens": m.sequential_tokens,
                 "threads": m.n_threads, "fallback": self.fallback}
 
@@ -153,8 +158,12 @@ class _Run:
                     messages, max_tokens=max_tokens, temperature=self.config.temperature,
                     timeout=seconds_left if cut_by_budget else timeout,
                     response_format=response_format(constraint, self.config.max_subtasks))
-            except CallFailed as e:
-                if e.kind == "timeout" and cut_by_budget:
+            except (CallFailed, asyncio.CancelledError) as e:  # an abandoned call stays in the tree
+                kind = getattr(e, "kind", "cancelled")
+                thread.meta.setdefault("calls", []).append({
+                    "purpose": purpose, "start_s": round(started, 3),
+                    "seconds": round(time.monotonic() - self.t0 - started, 3), "abandoned": kind})
+                if kind == "timeout" and cut_by_budget:
                     raise BudgetExceeded(f"time budget of {self.config.time_budget:g} s spent") from None
                 raise
         self.budget.charge(reply.prompt_tokens + reply.completion_tokens)

@@ -34,6 +34,7 @@ def result_table(result: Result, baseline: Result | None = None) -> Table:
 
 _EVAL_ROWS = (
     ("accuracy", "accuracy", "{:.1%}"),
+    ("accuracy, lenient answers", "accuracy_lenient", "{:.1%}"),
     ("graded", "graded", "{}"),
     ("mean latency", "mean_seconds", "{:.2f} s"),
     ("total latency", "total_seconds", "{:.2f} s"),

@@ -44,7 +44,7 @@ def test_eval_compares_sequential_and_parallel(server: ScriptedServer, url: str,
         Rule(r"Reply with only a JSON list", '[{"id": "x", "task": "x"}, {"id": "y", "task": "y"}]'),
         Rule(r"Your subtask", "part"),
         Rule(r"Results of the subtasks", lambda p: "Answer: " + p.split("Q=")[1].split()[0]),
-        Rule(r"Think step by step", "Answer: wrong"),
+        Rule(r"Think step by step", lambda p: "it is " + p.split("Q=")[1].split()[0]),  # no Answer: line
     )
     questions = tmp_path / "qs.jsonl"
     questions.write_text('{"question": "Q=1 ?", "answer": 1}\n\n{"question": "Q=2 ?", "answer": "2"}\n'
@@ -56,6 +56,7 @@ def test_eval_compares_sequential_and_parallel(server: ScriptedServer, url: str,
     summary = json.loads(out.read_text())
     assert summary["n"] == 3 and summary["mode"] == "parallel"
     assert summary["arms"]["sequential"]["accuracy"] == 0.0 and summary["arms"]["parallel"]["accuracy"] == 1.0
+    assert summary["arms"]["sequential"]["accuracy_lenient"] == 1.0  # right, but not in the asked-for format
     assert summary["arms"]["parallel"]["graded"] == 2 and summary["arms"]["parallel"]["fallbacks"] == 0
     assert [r["parallel"]["answer"] for r in summary["records"]] == ["1", "2", "3"]
     assert summary["records"][2]["parallel"]["correct"] is None

@@ -128,7 +128,8 @@ def test_plans_are_constrained_by_the_first_format_the_server_takes(server: Scri
     result = solve("TASK-5c")
     assert result.answer == "7" and result.fallback is None
     assert [h.response_format for h in server.hits(PLAN)] == ["json_schema", "json_object"]
-    assert result.tree.meta["calls"][0]["response_format"] == "json_object"
+    refused, taken = result.tree.meta["calls"][:2]
+    assert refused["abandoned"] == "http" and taken["response_format"] == "json_object"
     assert any("refused response_format json_schema" in e for e in result.tree.events)
     assert any(e.startswith("plan repaired: dropped dependencies of 'a'") for e in result.tree.events)
     off = solve("TASK-5d", constrain_plan="off")
@@ -162,6 +163,7 @@ def test_a_timeout_abandons_the_fork_and_falls_back(server: ScriptedServer, solv
     assert result.answer == "slow but sure" and result.fallback == "timeout"
     a, b, c = result.tree.children
     assert (a.finish_reason, b.finish_reason, c.finish_reason) == ("stop", "timeout", "cancelled")
+    assert [call.get("abandoned") for call in b.meta["calls"]] == ["timeout"]  # recorded, not lost
     assert len(server.hits(r"Your subtask \(b\)")) == 1  # a timed-out call is never re-sent
     assert not server.hits(r"Your subtask \(c\)")
     assert "fell back" in result.tree.events[-1]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from apr.prompted.answers import extractor, majority, normalize
+from apr.prompted.answers import extractor, lenient, majority, normalize
 from apr.prompted.orchestrator import AskConfig
 from apr.prompted.plan import PlanError, parse_plan
 from apr.prompted.schedule import run_dag
@@ -71,6 +71,16 @@ def test_a_schema_constrained_object_is_a_plan() -> None:
 ])
 def test_answer_extraction(spec: str, text: str, expected: str | None) -> None:
     assert extractor(spec).find(text) == expected
+
+
+@pytest.mark.parametrize("text, guess", [
+    ("So 3 boxes of 12 make 36 apples in total.", "36"),
+    ("It costs -1,250.5 dollars", "-1,250.5"),
+    ("The capital is Paris\n\n", "The capital is Paris"),
+    ("", None),
+])
+def test_a_lenient_guess_reads_replies_that_ignored_the_format(text: str, guess: str | None) -> None:
+    assert lenient(text) == guess
 
 
 def test_bad_answer_formats_are_rejected_with_a_reason() -> None:
