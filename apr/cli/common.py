@@ -12,6 +12,8 @@ from typing import Any, Callable, TypeVar, get_args
 import typer
 from rich.console import Console
 
+from apr.precision import Precision as PrecisionName
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 _err = Console(stderr=True)
@@ -46,15 +48,7 @@ def choices(name: str, literal: Any) -> type[Enum]:
     return Enum(name, {value.replace("-", "_"): value for value in get_args(literal)}, type=str)  # type: ignore[return-value]
 
 
-class Precision(str, Enum):
-    """Number format of weights (inference) or of the autocast (training)."""
-
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-    @property
-    def torch_name(self) -> str:
-        return {"fp32": "float32", "bf16": "bfloat16"}[self.value]
+Precision = choices("Precision", PrecisionName)  # weights (inference) or autocast (training)
 
 
 def cpu_threads_option() -> Any:

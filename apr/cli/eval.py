@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from apr.precision import TORCH_NAMES
 from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, fail_cleanly,
                             max_slots_option, progress_option)
 from apr.eval.settings import EvalConfig, sweep
@@ -108,7 +109,7 @@ def eval_cmd(
                         settings=tuple(settings), models=models, backend_url=opt.get("backend_url"),
                         tokenizer=opt.get("tokenizer"), context_length=opt.get("context_length"),
                         limit=opt.get("limit"), seed=seed, concurrency=opt.get("concurrency", 1),
-                        max_batch=max_slots, dtype=Precision(opt.get("dtype", "fp32")).torch_name,
+                        max_batch=max_slots, dtype=TORCH_NAMES[opt.get("dtype", "fp32")],
                         max_tokens=opt.get("max_tokens"), fresh=fresh, progress=progress)
     from apr.eval.harness import evaluate  # torch and the runtime load only once the options are valid
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from apr.rl.rewards import Rewards
 from apr.runtime.limits import Limits
+from apr.precision import Precision
 
 Advantage = Literal["std", "mean"]
 
@@ -46,7 +47,7 @@ class GRPOConfig:
     join_weight: float = 1.0
     max_grad_norm: float = 1.0
     tokens_per_batch: int = 16384  # padded tokens per micro-batch (gradient accumulation)
-    precision: Literal["bf16", "fp32"] = "bf16"  # autocast for the training forward; weights stay fp32
+    precision: Precision = "bf16"  # autocast for the training forward; weights stay fp32
     rewards: Rewards = field(default_factory=Rewards)
     sub_call_budget: int | None = None  # "Sub Call Budget: N " root-prompt prefix (cond models)
     limits: Limits = field(default_factory=Limits)  # per-episode runtime limits
@@ -55,7 +56,7 @@ class GRPOConfig:
     server_url: str | None = None  # OpenAI-compatible base URL (SGLang), e.g. http://127.0.0.1:30000/v1
     server_model: str = "apr"  # model name the server serves (SGLang: --served-model-name apr)
     max_slots: int = 32  # embedded engine: sequences decoded together
-    rollout_dtype: Literal["bf16", "fp32"] = "bf16"  # embedded engine weights
+    rollout_dtype: Precision = "bf16"  # embedded engine weights
     val_every: int = 25  # steps between validations (also before the first step and at the end)
     save_every: int = 10
     keep_checkpoints: int = 2
@@ -95,7 +96,7 @@ def check_config(c: GRPOConfig) -> None:
         raise GRPOConfigError("kl_beta and weight_decay must be >= 0")
     if c.max_minutes is not None and c.max_minutes <= 0:
         raise GRPOConfigError(f"max_minutes must be positive, got {c.max_minutes}")
-    choices = {"advantage": ("std", "mean"), "precision": ("bf16", "fp32"), "rollout_dtype": ("bf16", "fp32"),
+    choices = {"advantage": ("std", "mean"), "precision": get_args(Precision), "rollout_dtype": get_args(Precision),
                "backend": ("embedded", "server")}
     for name, allowed in choices.items():
         if getattr(c, name) not in allowed:

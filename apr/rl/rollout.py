@@ -30,9 +30,9 @@ from apr.runtime.openai_backend import OpenAIBackend
 from apr.runtime.orchestrator import SolveConfig, asolve_many
 from apr.threads import Thread
 from apr.train.checkpoint import save_checkpoint
+from apr.precision import torch_dtype
 
 T = TypeVar("T")
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 class Rollouts(Protocol):
@@ -51,7 +51,7 @@ class EmbeddedRollouts:
 
     def __init__(self, policy: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, dtype: str, max_slots: int):
         self.model = copy.deepcopy(policy).eval()
-        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots, dtype=DTYPES[dtype])
+        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots, dtype=torch_dtype(dtype))
 
     @torch.no_grad()
     def sync(self, policy: PreTrainedModel) -> None:

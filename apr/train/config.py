@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from apr.precision import Precision
 
 LossOn = Literal["all", "completion"]
 LongPolicy = Literal["error", "truncate", "drop"]
@@ -33,7 +34,7 @@ class SFTConfig:
     max_grad_norm: float = 1.0
     max_steps: int | None = None
     max_minutes: float | None = None  # wall-clock budget; the cosine decays over whichever ends first
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: Precision = "bf16"
     eval_every: int = 200
     eval_tokens: int = 200_000  # cap on validation tokens per evaluation
     save_every: int = 500

@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from apr.train.config import RESUME_FREE, LossOn, SFTConfig
 from apr.train.data import SFTInputError, apply_length_policy, column, load_rows, split_validation, tokenize_rows
 from apr.train.memory import limit_heap_fragmentation
 from apr.train.metrics import MetricsLog, save_run_config
+from apr.precision import Precision
 
 
 def _check_config(c: SFTConfig) -> None:
@@ -52,8 +53,8 @@ def _check_config(c: SFTConfig) -> None:
         raise SFTInputError(f"must be positive: {', '.join(bad)}")
     if c.loss_on not in ("all", "completion"):
         raise SFTInputError(f"loss_on must be 'all' or 'completion', got {c.loss_on!r}")
-    if c.precision not in ("bf16", "fp32"):
-        raise SFTInputError(f"precision must be 'bf16' or 'fp32', got {c.precision!r}")
+    if c.precision not in get_args(Precision):
+        raise SFTInputError(f"precision must be one of {', '.join(get_args(Precision))}, got {c.precision!r}")
     if not 0 <= c.val_fraction < 1:
         raise SFTInputError(f"val_fraction must be in [0, 1), got {c.val_fraction}")
     if not 0 <= c.min_lr_ratio <= 1 or c.warmup_steps < 0:
