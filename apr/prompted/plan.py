@@ -5,7 +5,7 @@ Models wrap JSON in prose, code fences or ``<think>`` blocks, so parsing takes t
 schema-constrained reply has at its root. Mistakes that have one obvious fix are repaired instead of
 spending a retry on them (a dependency on itself, on an unknown id, or on the template's placeholder
 is dropped; a repeated id is renamed), and each repair is noted. A plan that copies the template's
-placeholders as its tasks is refused. Everything else (ids, cycles, width) is checked by pydantic, and
+placeholders, or whose "tasks" are only subtask ids, is refused: it is no plan. Everything else (ids, cycles, width) is checked by pydantic, and
 the first error comes back as one line the model can act on.
 """
 
@@ -144,6 +144,11 @@ def _repair(items: list) -> list[str]:
                 notes.append(f"renamed the repeated id {original!r} to {sid!r}")
                 item["id"] = sid
             seen.add(sid)
+    for item in items:
+        task = item.get("task") if isinstance(item, dict) else None
+        if isinstance(task, str) and task.strip() in seen:
+            raise PlanError(f"subtask {str(item.get('id'))!r} has no instruction, only {task.strip()!r}: "
+                            "write what the subtask must do")
     for item in items:
         deps = item.get("depends_on") if isinstance(item, dict) else None
         if not isinstance(deps, list):

@@ -41,7 +41,7 @@ def test_ask_prints_the_tree_and_writes_json(server: ScriptedServer, url: str, t
 
 def test_eval_compares_sequential_and_parallel(server: ScriptedServer, url: str, tmp_path: Path) -> None:
     server.script(
-        Rule(r"Reply with only a JSON list", '[{"id": "x", "task": "x"}, {"id": "y", "task": "y"}]'),
+        Rule(r"Reply with only a JSON list", '[{"id": "x", "task": "do x"}, {"id": "y", "task": "do y"}]'),
         Rule(r"Your subtask", "part"),
         Rule(r"Results of the subtasks", lambda p: "Answer: " + p.split("Q=")[1].split()[0]),
         Rule(r"Think step by step", lambda p: "it is " + p.split("Q=")[1].split()[0]),  # no Answer: line

@@ -38,6 +38,7 @@ def test_plan_tolerates_fences_prose_think_blocks_and_numeric_ids() -> None:
     (_plan(("a", ["b"]), ("b", ["a"]), ("c", [])), "dependency cycle among: a, b"),
     ('[{"id": "<short name>", "task": "x"}]', "id is the template's placeholder '<short name>'"),
     ('[{"id": "a", "task": "<self-contained instruction>"}]', "task is the template's placeholder"),
+    ('{"subtasks": [{"id": "t1", "task": "t2"}, {"id": "t2", "task": "x y"}]}', "'t1' has no instruction, only 't2'"),
     (_plan(*[(str(i), []) for i in range(7)]), "7 subtasks, at most 6 allowed"),
 ])
 def test_invalid_plans_say_why(text: str, reason: str) -> None:
