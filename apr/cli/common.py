@@ -57,6 +57,11 @@ def cpu_threads_option() -> Any:
                              "not busy with other work (apr/runtime/cpu.py).")
 
 
+def device_option() -> Any:
+    return typer.Option("auto", "--device", help="Embedded engine device: auto (CUDA if torch sees a GPU, else "
+                        "CPU), cpu, cuda or cuda:N.")
+
+
 def max_slots_option(default: int = 32) -> Any:
     return typer.Option(default, "--max-slots", "--max-batch", min=1,
                         help="Embedded engine: sequences decoded together (KV cache rows); more wait for a free row.")

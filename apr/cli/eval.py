@@ -15,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apr.precision import TORCH_NAMES
-from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, fail_cleanly,
-                            max_slots_option, progress_option)
+from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, device_option,
+                            fail_cleanly, max_slots_option, progress_option)
 from apr.eval.settings import EvalConfig, sweep
+from apr.precision import TORCH_NAMES
 from apr.runtime.cpu import set_cpu_threads
 
 console = Console()
@@ -81,6 +81,7 @@ def eval_cmd(
                                             "bundled one]"),
     context_length: Optional[int] = context_length_option("the local checkpoint's"),
     cpu_threads: Optional[int] = cpu_threads_option(),
+    device: str = device_option(),
     fresh: bool = typer.Option(False, help="Discard earlier results of these settings instead of resuming."),
     progress: bool = progress_option(),
 ) -> None:
@@ -109,7 +110,7 @@ def eval_cmd(
                         settings=tuple(settings), models=models, backend_url=opt.get("backend_url"),
                         tokenizer=opt.get("tokenizer"), context_length=opt.get("context_length"),
                         limit=opt.get("limit"), seed=seed, concurrency=opt.get("concurrency", 1),
-                        max_batch=max_slots, dtype=TORCH_NAMES[opt.get("dtype", "fp32")],
+                        max_batch=max_slots, dtype=TORCH_NAMES[opt.get("dtype", "fp32")], device=device,
                         max_tokens=opt.get("max_tokens"), fresh=fresh, progress=progress)
     from apr.eval.harness import evaluate  # torch and the runtime load only once the options are valid
 

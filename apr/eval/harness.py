@@ -22,7 +22,17 @@ from apr.eval.plots import write_plots
 from apr.eval.report import render
 from apr.eval.runner import RecordFile, run_setting
 from apr.eval.settings import EvalConfig
+from apr.runtime.llamacpp_backend import LlamaCppBackend
 from apr.eval.summary import summarize_setting
+
+
+def _backend_name(config: EvalConfig, models: dict[str, Model]) -> str:
+    backends = [m.backend for m in models.values()]
+    if config.backend_url:
+        kind = "llama-server" if all(isinstance(b, LlamaCppBackend) for b in backends) else "OpenAI-compatible server"
+        return f"{kind} {config.backend_url}"
+    devices = ", ".join(sorted({str(b.engine.device) for b in backends}))
+    return f"embedded engine ({config.dtype}, max batch {config.max_batch}, {devices})"
 
 
 def open_model(fmt: str, config: EvalConfig) -> Model:
@@ -30,7 +40,8 @@ def open_model(fmt: str, config: EvalConfig) -> Model:
     if config.backend_url:
         return open_served(fmt, ref, url=config.backend_url, tokenizer=config.tokenizer,
                            context_length=config.context_length)
-    return open_embedded(fmt, ref, tokenizer=config.tokenizer, max_batch=config.max_batch, dtype=config.dtype)
+    return open_embedded(fmt, ref, tokenizer=config.tokenizer, max_batch=config.max_batch, dtype=config.dtype,
+                         device=config.device)
 
 
 async def run_all(config: EvalConfig, problems: list[Problem], models: dict[str, Model]) -> dict[str, list[Row]]:
@@ -73,8 +84,7 @@ def evaluate(config: EvalConfig, command: str) -> dict[str, Any]:
         "problems_file": str(config.problems), "problems": len(problems), "n_numbers": n_numbers,
         "models": {fmt: {"name": m.name, **m.identity} for fmt, m in models.items()},
         "context_length": {fmt: m.context_length for fmt, m in models.items()},
-        "backend": f"OpenAI-compatible server {config.backend_url}" if config.backend_url
-        else f"embedded engine ({config.dtype}, max batch {config.max_batch})",
+        "backend": _backend_name(config, models),
         "seed": config.seed, "concurrency": config.concurrency, "max_tokens": config.max_tokens,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
                    f"with {torch.get_num_threads()} threads",

@@ -93,14 +93,15 @@ def _weights_digest(ref: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, dtype: str = "float32") -> Model:
+def open_embedded(fmt: str, ref: str, *, tokenizer: str | None, max_batch: int, dtype: str = "float32",
+                  device: str = "auto") -> Model:
     """A local checkpoint on the in-process engine (the tokenizer is checked before the weights load)."""
     path = Path(ref)
     if not path.is_dir():
         raise FileNotFoundError(f"{fmt} checkpoint {path} does not exist; train one with `apr train sft` "
                                 f"or point --{fmt} at a checkpoint folder")
     backend = EmbeddedBackend.from_checkpoint(path, max_slots=max_batch, tokenizer=tokenizer,
-                                              dtype=getattr(torch, dtype))
+                                              dtype=getattr(torch, dtype), device=device)
     return Model(fmt, backend, backend.codec, backend.context_length, str(path), {"weights": _weights_digest(path)})
 
 

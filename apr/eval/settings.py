@@ -124,6 +124,7 @@ class EvalConfig:
     concurrency: int = 1  # problems in flight; all samples of a problem run together
     max_batch: int = 32  # embedded engine: sequences decoded per step
     dtype: str = "float32"  # embedded engine weights: float32 or bfloat16
+    device: str = "auto"  # embedded engine device (apr.runtime.device)
     max_tokens: int | None = None  # per LM call; None: the model's context
     fresh: bool = False  # discard earlier results of these settings instead of resuming
     progress: bool = True  # progress bars (never part of what a resumed run must match)

@@ -51,14 +51,17 @@ class EmbeddedBackend:
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, max_slots: int = 32, tokenizer: str | Path | None = None,
-                        dtype: torch.dtype = torch.float32) -> EmbeddedBackend:
-        """A checkpoint folder on the engine, with ``tokenizer`` or else the checkpoint's own (else the
-        bundled one); the tokenizer is checked against the checkpoint before the weights load."""
+                        dtype: torch.dtype = torch.float32, device: str = "cpu") -> EmbeddedBackend:
+        """A checkpoint folder on the engine on ``device`` (see ``apr.runtime.device``), with
+        ``tokenizer`` or else the checkpoint's own (else the bundled one); the tokenizer is checked
+        against the checkpoint before the weights load."""
         from apr.models.loading import load_model
+        from apr.runtime.device import resolve_device
         from apr.tokenizer import checkpoint_tokenizer
 
+        where = resolve_device(device)  # before the weights load: a missing GPU fails fast
         tok = checkpoint_tokenizer(path, tokenizer)
-        return cls(load_model(path, tok, dtype=dtype), tok, max_slots=max_slots)
+        return cls(load_model(path, tok, dtype=dtype).to(where), tok, max_slots=max_slots)
 
     # -- Backend protocol ------------------------------------------------------------------------
     async def generate(self, session: str, prompt: str, params: SamplingParams,
