@@ -17,7 +17,7 @@ from rich.table import Table
 
 from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, device_option,
                             fail_cleanly, max_slots_option, progress_option)
-from apr.eval.settings import EvalConfig, sweep
+from apr.eval.settings import PRESETS, EvalConfig, sweep
 from apr.precision import TORCH_NAMES
 from apr.runtime.cpu import set_cpu_threads
 
@@ -27,13 +27,6 @@ console = Console()
 # greedy decoding (the models' accuracy), APR also with at most 1, 2 and 4 children run per spawn (the
 # models are trained without budget prefixes, so the compute sweep caps the runtime instead). 2.4
 # minutes on the idle 2-core development CPU (docs/evaluation.md).
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper-figures": dict(problems="data/c3/test.jsonl", apr="models/apr-cpu", sosp="models/sosp-cpu",
-                          out="docs/results", limit=100, temperatures="0", max_children="1,2,4", sosp_samples="1",
-                          concurrency=16),
-}
-
-
 def _numbers(text: str | None, option: str, cast: type) -> list:
     if not text:
         return []
