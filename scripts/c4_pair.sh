@@ -7,6 +7,7 @@
 #   TAG=cur-s750 STEPS=750 LR=1e-3 WARMUP=20 FROM=models scripts/c4_pair.sh                  # curriculum
 #   TAG=p2-s700 STEPS=700 LR=5e-4 WARMUP=20 FROM=cur-s750 APR_N=4000 SOSP_N=16000 LIMIT=200 scripts/c4_pair.sh
 #   TAG=d1-cur-s750 STEPS=750 LR=1e-3 WARMUP=20 FROM=models TOKENIZER=runs/tok-digits1 CONTEXT=1536 scripts/c4_pair.sh
+#   TAG=p4-s900 STEPS=900 LR=3e-4 WARMUP=20 FROM=p2-s700 APR_N=4000 SOSP_N=16000 scripts/c4_pair.sh
 # (TOKENIZER: single-digit numbers, `python scripts/build_tokenizer.py --out runs/tok-digits1 --digits 1`; the
 # bundled models' ids are the same, so they initialise it; the checkpoints save it and every command loads it.)
 set -euo pipefail
