@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
@@ -59,6 +60,7 @@ class ChatClient:
         # Retries are ours (see module docstring), so the package's own are off.
         api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._api = AsyncOpenAI(base_url=config.base_url, api_key=api_key, max_retries=0)
+        self.context_window: int | None = None  # learnt by resolve_model when the server reports it
 
     @property
     def where(self) -> str:
@@ -97,6 +99,8 @@ class ChatClient:
     async def resolve_model(self) -> str:
         """The configured model, or else the server's only one (vLLM, SGLang, llama.cpp serve one)."""
         if self.config.model:
+            if self.context_window is None:
+                self.context_window = await self._window(await self._card(self.config.model))
             return self.config.model
         try:
             page = await asyncio.wait_for(self._api.models.list(), timeout=self.config.timeout)
@@ -107,7 +111,31 @@ class ChatClient:
             listed = ", ".join(served[:20]) or "none"
             raise PromptedError(f"name the model with --model or APR_MODEL; {self.where} serves: {listed}")
         self.config = replace(self.config, model=served[0])
+        self.context_window = await self._window(page.data[0])
         return served[0]
+
+    async def _card(self, model: str) -> Any:
+        """The server's listing of ``model``, if it lists models at all (OpenAI's and most local ones do)."""
+        try:
+            page = await asyncio.wait_for(self._api.models.list(), timeout=min(5.0, self.config.timeout))
+        except (asyncio.TimeoutError, openai.APIError):
+            return None
+        return next((m for m in page.data if m.id == model), None)
+
+    async def _window(self, card: Any) -> int | None:
+        """The model's context window as the server reports it: vLLM's and apr serve's ``max_model_len``,
+        else llama-server's per-slot ``n_ctx`` (``/props``); None when the server says nothing."""
+        reported = (getattr(card, "model_extra", None) or {}).get("max_model_len")
+        if isinstance(reported, int) and reported > 0:
+            return reported
+        root = self.where.removesuffix("/v1")
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                props = (await http.get(f"{root}/props")).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") if isinstance(props, dict) else None
+        return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
 
     def _failure(self, e: Exception, waited: float) -> CallFailed:
         if isinstance(e, (asyncio.TimeoutError, openai.APITimeoutError)):

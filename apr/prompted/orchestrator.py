@@ -32,6 +32,7 @@ from apr.prompted.schedule import gather_or_cancel, run_dag
 from apr.threads import Thread, tree_metrics
 
 
+CUT = " [...]"  # marks a subtask result shortened to fit the merge prompt in the window
 PlanConstraint = Literal["auto", "json_schema", "json_object", "off"]
 PLAN_CONSTRAINTS: dict[str, tuple[str | None, ...]] = {  # what each tries, in order, until the server takes one
     "auto": ("json_schema", "json_object", None), "json_schema": ("json_schema",),
@@ -250,9 +251,27 @@ class _Run:
             for child in children.values():
                 child.finish_reason = child.finish_reason or "cancelled"  # never started
             raise
-        join = prompts.join_block(plan, results)
+        join = self.fit_join(thread, plan, results, closing)
         thread.add_span("join", join, 0)  # its tokens are counted in the merge call's prompt
         return await self.gen(thread, "merge", prompts.merge(thread.prompt, join, closing))
+
+    def fit_join(self, thread: Thread, plan: Plan, results: dict[str, str], closing: str) -> str:
+        """The join block, with every result cut to an equal share if the merge prompt would not fit
+        the server's context window beside the merge's ``max_tokens``. Tokens are estimated at one per
+        3 characters (most tokenizers average 3.5-4 on English), so the cut errs on the safe side."""
+        join = prompts.join_block(plan, results)
+        window = self.client.context_window
+        if window is None:
+            return join
+        chars = lambda text: sum(len(m["content"]) for m in prompts.merge(thread.prompt, text, closing))  # noqa: E731
+        room = (window - self.config.max_tokens) * 3
+        if chars(join) <= room:
+            return join
+        rest = chars(prompts.join_block(plan, {sid: "" for sid in results}))
+        share = max(80, (room - rest) // max(1, len(results)) - len(CUT))
+        cut = {sid: r if len(r) <= share else r[:share] + CUT for sid, r in results.items()}
+        thread.events.append(f"merge prompt over the {window}-token window: each result cut to {share} characters")
+        return prompts.join_block(plan, cut)
 
     async def subtask(self, child: Thread, depth: int) -> str:
         result = await self.solve(child, depth)

@@ -60,10 +60,12 @@ class ScriptedServer:
     in_flight: int = 0
     peak: int = 0  # most requests in flight at once since the last ``script``
     served: tuple[str, ...] = (MODEL,)  # what /v1/models lists
+    window: int | None = None  # the max_model_len /v1/models reports (None: none, as some servers)
 
-    def script(self, *rules: Rule, served: tuple[str, ...] = (MODEL,)) -> None:
+    def script(self, *rules: Rule, served: tuple[str, ...] = (MODEL,), window: int | None = None) -> None:
         """Replace the rules and forget the log."""
         self.rules, self.log, self.in_flight, self.peak, self.served = list(rules), [], 0, 0, served
+        self.window = window
 
     def hits(self, pattern: str) -> list[Hit]:
         return [h for h in self.log if re.search(pattern, h.prompt)]
@@ -73,7 +75,9 @@ class ScriptedServer:
 
         @app.get("/v1/models")
         async def models() -> dict:
-            return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "tests"} for m in self.served]}
+            extra = {} if self.window is None else {"max_model_len": self.window}
+            return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "tests", **extra}
+                                               for m in self.served]}
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> JSONResponse:

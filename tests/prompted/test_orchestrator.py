@@ -136,6 +136,16 @@ def test_plans_are_constrained_by_the_first_format_the_server_takes(server: Scri
     assert server.hits(PLAN)[-1].response_format is None and off.answer == "7"
 
 
+def test_a_merge_prompt_over_the_window_gets_shorter_results(server: ScriptedServer, solve: Solve) -> None:
+    long = " ".join(["word"] * 400)  # cut to max_tokens=100 words by the server: 500 characters per result
+    server.script(Rule(PLAN, plan(("a", []), ("b", []))), subtask("a", long), subtask("b", long),
+                  Rule(MERGE, "Answer: 9"), window=400)
+    result = solve("TASK-W", max_tokens=100)
+    [merge] = server.hits(MERGE)
+    assert result.answer == "9" and sum(len(m["content"]) for m in merge.messages) <= (400 - 100) * 3
+    assert any("over the 400-token window: each result cut" in e for e in result.tree.events)
+
+
 @pytest.mark.parametrize("bad_plan", [
     "Sure! Let me think about it.",
     plan(("a", ["b"]), ("b", ["a"])),
