@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import random
 import tempfile
@@ -33,11 +32,7 @@ from apr.runtime.backend import SamplingParams
 from apr.serve.loading import DEFAULT_MODEL
 from apr.tokenizer import load_tokenizer, save_tokenizer
 from apr.runtime.cpu import cpu_model
-
-
-def _spin() -> None:
-    while True:
-        pass
+from load import spinning
 
 
 def problems(n: int, seed: int = 0) -> list[str]:
@@ -66,12 +61,9 @@ def main() -> None:
     ap.add_argument("--load", type=int, default=0, help="spinning processes running meanwhile")
     args = ap.parse_args()
 
-    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.load)]
-    for s in spinners:
-        s.start()
     prompts = problems(args.problems)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with spinning(args.load), tempfile.TemporaryDirectory() as tmp:
         models = [("bundled apr-cpu", DEFAULT_MODEL)]
         tok = load_tokenizer()
         for preset in args.presets:
@@ -83,9 +75,6 @@ def main() -> None:
             params = non_embedding_parameters(EmbeddedBackend.from_checkpoint(path, max_slots=1).engine.model)
             times = [time_trees(path, prompts, n, args.max_tokens) for n in args.threads]
             rows.append((name, params, times))
-    for s in spinners:
-        s.terminate()
-
     cpu = cpu_model()
     print(f"{cpu} · {os.cpu_count()} CPUs · {args.load} spinning processes · {args.problems} trees each")
     print(f"{'model':<18} {'params':>9} " + " ".join(f"{f'{n} thr s/tree':>14} {'vs 1':>5}" for n in args.threads))

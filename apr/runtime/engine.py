@@ -32,7 +32,8 @@ class Engine:
     """Token-level batched decoder; single-threaded, driven by ``step()``."""
 
     def __init__(self, model: LlamaForCausalLM, *, max_slots: int = 32, max_len: int | None = None,
-                 stop_token_ids: Iterable[int] = (), token_bytes: list[bytes] | None = None):
+                 stop_token_ids: Iterable[int] = (), token_bytes: list[bytes] | None = None,
+                 kv_dtype: torch.dtype | None = None):
         if not isinstance(model, LlamaForCausalLM):
             raise TypeError(f"the engine runs LlamaForCausalLM, got {type(model).__name__}")
         if max_slots < 1:
@@ -43,7 +44,7 @@ class Engine:
         self.max_slots = max_slots
         self.stop_token_ids = frozenset(stop_token_ids)
         self.token_bytes = token_bytes  # per token id, what it contributes to the text (b"" for specials)
-        self.cache = KVCache(model, max_slots, self.max_len)
+        self.cache = KVCache(model, max_slots, self.max_len, kv_dtype)
         self.runner = ModelRunner(model, self.cache)
         self.device = self.runner.device
         self._running: list[Sequence] = []  # in the order they started; the first max_slots run

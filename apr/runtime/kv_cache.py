@@ -14,17 +14,29 @@ from __future__ import annotations
 import torch
 from transformers import LlamaForCausalLM
 
+from apr.runtime.cpu import cpu_flags
 from apr.runtime.sequence import Sequence
 
 
+def default_kv_dtype(model_dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype attention runs in: the model's, except half-precision models on a CPU without AMX,
+    where torch's bf16/fp16 attention kernels are several times slower than fp32 ones (docs/runtime.md:
+    the cache then costs twice the memory and attention reads it without conversion)."""
+    half = model_dtype in (torch.bfloat16, torch.float16)
+    if half and device.type == "cpu" and "amx_bf16" not in cpu_flags():
+        return torch.float32
+    return model_dtype
+
+
 class KVCache:
-    def __init__(self, model: LlamaForCausalLM, n_slots: int, max_len: int):
+    def __init__(self, model: LlamaForCausalLM, n_slots: int, max_len: int, dtype: torch.dtype | None = None):
         cfg = model.config
         param = next(model.parameters())
+        self.dtype = dtype or default_kv_dtype(param.dtype, param.device)
         head_dim = model.model.layers[0].self_attn.head_dim
         shape = (cfg.num_hidden_layers, n_slots, cfg.num_key_value_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=param.dtype, device=param.device)
-        self.v = torch.zeros(shape, dtype=param.dtype, device=param.device)
+        self.k = torch.zeros(shape, dtype=self.dtype, device=param.device)
+        self.v = torch.zeros(shape, dtype=self.dtype, device=param.device)
         self.n_slots = n_slots
         self.owner: list[Sequence | None] = [None] * n_slots
 

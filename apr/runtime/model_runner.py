@@ -65,6 +65,7 @@ class ModelRunner:
         cos, sin = m.rotary_emb(h, pos_t[None])
         cos, sin = cos[0], sin[0]
         gqa = self.n_kv_heads != self.n_heads
+        kv_dtype = self.cache.dtype
         for layer_idx, layer in enumerate(m.layers):
             attn = layer.self_attn
             x = layer.input_layernorm(h)
@@ -72,6 +73,7 @@ class ModelRunner:
             k = attn.k_proj(x).view(n, self.n_kv_heads, self.head_dim)
             v = attn.v_proj(x).view(n, self.n_kv_heads, self.head_dim)
             q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+            q, k, v = q.to(kv_dtype), k.to(kv_dtype), v.to(kv_dtype)  # no-ops unless attention runs wider
             k_cache, v_cache = self.cache.k[layer_idx], self.cache.v[layer_idx]
             # Decoders scatter one position each; a prefill's positions are contiguous, so it copies
             # a slice (a scatter of the same rows costs several times more on CPU).
@@ -90,7 +92,7 @@ class ModelRunner:
                     q[r:r + k_len].transpose(0, 1)[None], k_cache[slot:slot + 1, :, :p0 + k_len],
                     v_cache[slot:slot + 1, :, :p0 + k_len], attn_mask=mask, is_causal=mask is None,
                     scale=self.scaling, enable_gqa=gqa)[0].transpose(0, 1)
-            h = h + attn.o_proj(out.view(n, -1))
+            h = h + attn.o_proj(out.view(n, -1).to(h.dtype))
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         h = m.norm(h[torch.tensor(last, device=dev)])
         return self.model.lm_head(h).float()

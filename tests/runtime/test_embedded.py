@@ -144,15 +144,3 @@ def test_a_bf16_engine_keeps_rope_buffers_in_fp32():
     EmbeddedBackend(model, tok, max_slots=2, dtype=torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
     assert all(b.dtype == torch.float32 for name, b in model.named_buffers() if "inv_freq" in name)
-
-
-def test_the_default_thread_count_leaves_busy_cores_alone(monkeypatch):
-    """Measured: with one core busy, two decode threads ran 6x slower than one (docs/runtime.md)."""
-    import os
-
-    from apr.runtime import cpu
-
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    for load, want in ((0.2, 8), (2.6, 5), (7.9, 1), (30.0, 1)):
-        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert cpu.default_cpu_threads() == want

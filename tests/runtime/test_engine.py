@@ -207,3 +207,24 @@ def test_tiny_temperatures_decode_greedily_and_huge_top_k_means_off(model):
     drain(engine)
     assert tiny.result().token_ids == greedy.result().token_ids == reference(model, p, 24)
     assert wide.result().token_ids == off.result().token_ids
+
+
+def test_a_half_precision_model_can_attend_in_fp32(tok):
+    """The cache (and attention) may be wider than the weights (CPUs without AMX): the bf16 model then
+    scores its own tokens like the model does in fp32, within bf16's rounding of the weights' products."""
+    model = tiny_llama(len(tok))
+    wide = tiny_llama(len(tok))
+    for p in model.parameters():
+        p.data = p.data.to(torch.bfloat16)
+    for p, q in zip(wide.parameters(), model.parameters()):
+        p.data = q.data.float()  # the same bf16 weights, computed in fp32
+    engine = Engine(model, max_slots=2, kv_dtype=torch.float32)
+    assert engine.cache.k.dtype == torch.float32
+    p = prompts(model.config.vocab_size, [9])[0]
+    seq = engine.add(p, SamplingParams(max_tokens=8, logprobs=True))
+    drain(engine)
+    ids = torch.tensor([p + seq.out_ids[:-1]])
+    with torch.no_grad():
+        expected = torch.log_softmax(wide(ids).logits[0, len(p) - 1:].float(), -1)
+    expected = expected.gather(1, torch.tensor(seq.out_ids)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(seq.result().logprobs), expected, atol=0.1)
