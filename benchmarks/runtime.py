@@ -35,7 +35,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from apr.countdown.search import AprSettings, apr_search
 from apr.runtime.backend import Backend, SamplingParams
+from apr.runtime.cpu import cpu_model
 from apr.runtime.embedded import EmbeddedBackend
+from apr.runtime.kv_cache import default_kv_dtype
 from apr.runtime.sequential import SequentialBackend
 from apr.tokenizer import load_tokenizer
 
@@ -185,7 +187,9 @@ def main() -> None:
 def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: dict, joins: dict, tree_run: dict) -> None:
     emb, seq, pre = res["embedded"], res["sequential"], res["re-prefill"]
     n = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
-    print(f"model: Llama hidden {args.hidden}, {args.layers} layers, bf16, {torch.get_num_threads()} thread(s); "
+    kv = str(default_kv_dtype(torch.bfloat16, torch.device("cpu"))).removeprefix("torch.")
+    print(f"{cpu_model()} · model: Llama hidden {args.hidden}, {args.layers} layers, bf16 (attention in {kv}), "
+          f"{torch.get_num_threads()} thread(s); "
           f"tree: parent {args.parent} tok, 8 children x {args.child} tok, join {n(join)} tok, after {args.after} tok, "
           f"critical path {plan.critical_path} tok; best of {args.rounds} interleaved rounds; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -17,6 +17,7 @@ import asyncio
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import httpx
 from openai import AsyncOpenAI
 
 from apr.grammar import apr_prompt
+from apr.runtime.cpu import cpu_model
 from apr.serve.loading import DEFAULT_MODEL
 
 
@@ -96,6 +98,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--cpu-threads", type=int, default=None, help="passed to apr serve")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="every concurrency level once per round, interleaved; the median round counts")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,14 +112,17 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}/v1"
             work = prompts(args.requests, seed=0)
             asyncio.run(run(url, work[:2], 2, 8))  # warm-up
-            rows = [(c, *asyncio.run(run(url, work, c, args.max_tokens))) for c in args.concurrency]
+            rounds = [[asyncio.run(run(url, work, c, args.max_tokens)) for c in args.concurrency]
+                      for _ in range(args.rounds)]  # interleaved: the machine's drifting speed hits every level
+            rows = [(c, statistics.median(r[i][0] for r in rounds), rounds[0][i][1])
+                    for i, c in enumerate(args.concurrency)]
         finally:
             server.terminate()
             server.wait(timeout=30)
 
     base = rows[0][2] / rows[0][1]
-    print(f"{label} · {args.requests} requests × ≤{args.max_tokens} tokens · server cpu threads "
-          f"{args.cpu_threads or 'default'} · load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{cpu_model()} · {label} · {args.requests} requests × ≤{args.max_tokens} tokens · server cpu threads "
+          f"{args.cpu_threads or 'default'} · median of {args.rounds} rounds · load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'clients':>8} {'wall s':>8} {'tokens':>7} {'tok/s':>8} {'vs ' + str(rows[0][0]):>6}")
     for c, wall, tokens in rows:
         print(f"{c:>8} {wall:>8.2f} {tokens:>7} {tokens / wall:>8.1f} {tokens / wall / base:>5.1f}x")

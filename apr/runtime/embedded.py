@@ -11,11 +11,18 @@ All concurrent ``generate`` calls of an event loop join one engine batch: the fi
 driver task that steps the engine while any call is pending, yielding to the loop between steps so
 that threads woken by a finished call (a parent after its children, children after a spawn) add
 their next call before the following step.
+
+With ``off_loop_tokens`` (a server's choice) a step that feeds at least that many tokens (a long
+prefill) runs on a worker thread, so the loop answers other requests meanwhile; short decode steps
+stay on the loop, where a thread hand-off would cost a large share of them. The engine is then
+touched by one side at a time: a call arriving mid-step waits for the step to end before it adds its
+sequence, and a cancel or release mid-step is applied right after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +40,8 @@ class EmbeddedBackend:
     """Backend over our own engine. ``reuse_cache=False`` re-prefills every call (the baseline)."""
 
     def __init__(self, model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, max_slots: int = 32,
-                 max_len: int | None = None, dtype: torch.dtype | None = None, reuse_cache: bool = True):
+                 max_len: int | None = None, dtype: torch.dtype | None = None, reuse_cache: bool = True,
+                 off_loop_tokens: int | None = None):
         if dtype is not None:
             # Parameters only: Module.to() would also round RoPE's fp32 inv_freq buffer, moving the
             # rotary cos/sin by up to 0.5 at position 4000 (from_pretrained keeps buffers in fp32).
@@ -48,6 +56,11 @@ class EmbeddedBackend:
         self._pending: dict[int, asyncio.Future[Generation]] = {}  # engine sequence id -> waiter
         self._watched: dict[int, tuple[Sequence, Callable[[str], None]]] = {}  # streamed calls
         self._driver: asyncio.Task | None = None
+        self.off_loop_tokens = off_loop_tokens
+        self._stepper: ThreadPoolExecutor | None = None  # the worker thread of off-loop steps
+        self._stepping = False  # a step is running on the worker thread
+        self._step_done: asyncio.Event | None = None
+        self._after_step: list[Callable[[], None]] = []  # engine changes asked for mid-step
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, max_slots: int = 32, tokenizer: str | Path | None = None,
@@ -65,9 +78,13 @@ class EmbeddedBackend:
 
     # -- Backend protocol ------------------------------------------------------------------------
     async def generate(self, session: str, prompt: str, params: SamplingParams,
-                       fork_from: str | None = None, on_text: Callable[[str], None] | None = None) -> Generation:
-        """Decode one call. ``on_text`` (streaming) gets the call's whole text so far after every step."""
-        ids = self.codec.encode(prompt)
+                       fork_from: str | None = None, on_text: Callable[[str], None] | None = None,
+                       prompt_ids: list[int] | None = None) -> Generation:
+        """Decode one call. ``on_text`` (streaming) gets the call's whole text so far after every step;
+        ``prompt_ids``: ``prompt`` already tokenized (``codec.encode``), for a caller that had to."""
+        ids = prompt_ids if prompt_ids is not None else self.codec.encode(prompt)
+        while self._stepping:  # the engine is the worker thread's until the step ends
+            await self._step_done.wait()
         seq = self._sequence_for(session, ids, fork_from)
         keep = common_prefix(seq.tokens, ids)
         self.engine.crop(seq, keep)
@@ -83,7 +100,7 @@ class EmbeddedBackend:
             return await waiter
         except asyncio.CancelledError:
             self._pending.pop(seq.id, None)
-            self.engine.cancel(seq)
+            self._when_idle(lambda: self.engine.cancel(seq))
             raise
         finally:
             self._watched.pop(seq.id, None)
@@ -92,7 +109,7 @@ class EmbeddedBackend:
         seq = self._sessions.pop(session, None)
         if seq is not None:
             waiter = self._pending.pop(seq.id, None)
-            self.engine.free(seq)
+            self._when_idle(lambda: self.engine.free(seq))
             if waiter is not None and not waiter.done():
                 waiter.set_result(seq.result())
 
@@ -138,12 +155,38 @@ class EmbeddedBackend:
             if self._driver.get_loop() is not loop:
                 raise RuntimeError("EmbeddedBackend is already being driven by another event loop")
             return
+        self._step_done = asyncio.Event()
         self._driver = loop.create_task(self._drive())
+
+    def _when_idle(self, change: Callable[[], None]) -> None:
+        """Apply an engine change now, or right after the step in flight."""
+        if self._stepping:
+            self._after_step.append(change)
+        else:
+            change()
+
+    async def _step(self) -> list[Sequence]:
+        if self.off_loop_tokens is None or self.engine.step_tokens() < self.off_loop_tokens:
+            return self.engine.step()
+        if self._stepper is None:  # torch's thread count is per thread: the worker takes this one's
+            self._stepper = ThreadPoolExecutor(1, "apr-engine", torch.set_num_threads, (torch.get_num_threads(),))
+        self._stepping = True
+        self._step_done.clear()
+        step = self._stepper.submit(self.engine.step)
+        try:
+            return await asyncio.wrap_future(step)
+        finally:
+            wait([step])  # cancelled (the loop is closing): the engine stays the worker's until it ends
+            self._stepping = False
+            for change in self._after_step:
+                change()
+            self._after_step.clear()
+            self._step_done.set()
 
     async def _drive(self) -> None:
         try:
             while self.engine.has_work():
-                finished = self.engine.step()
+                finished = await self._step()
                 for seq, on_text in list(self._watched.values()):
                     on_text(seq.stream.text)
                 for seq in finished:

@@ -128,6 +128,10 @@ class Engine:
     def has_work(self) -> bool:
         return bool(self._running)
 
+    def step_tokens(self) -> int:
+        """How many tokens the next step feeds through the model (one per decoder, a prefill's all)."""
+        return sum(seq.n_pending for seq in self._running[: self.max_slots])
+
     def slots_in_use(self) -> int:
         """Cache rows held by a sequence, running or paused."""
         return self.cache.slots_in_use()

@@ -1,7 +1,8 @@
 """The ``apr serve`` application: OpenAI-compatible completions and whole-tree APR solves on one engine.
 
 Every route runs on the event loop that drives the shared ``EmbeddedBackend``, so all requests in
-flight, completions and solve threads alike, decode in the same engine batch. A request whose client
+flight, completions and solve threads alike, decode in the same engine batch; a step with a long
+prefill runs on a worker thread, so ``/health`` and new requests are answered meanwhile. A request whose client
 disconnects is cancelled, which frees its engine sequences at once instead of decoding for nobody.
 One request's failure stays its own: bad values are refused before they reach the engine, and
 an engine failure is charged to the sequence that caused it (``Engine.step``).
@@ -31,6 +32,7 @@ from apr.serve.guard import ServePolicy, guard
 from apr.serve.schemas import ChatCompletionRequest, CompletionRequest, SolveRequest
 
 T = TypeVar("T")
+OFF_LOOP_TOKENS = 64  # a step feeding this many tokens runs off the event loop (docs/serving.md)
 CLIENT_CLOSED = 499  # nginx's status for a request whose client went away; nobody receives it
 
 
@@ -67,6 +69,7 @@ def create_app(backend: EmbeddedBackend, model_name: str = "apr", cache_capacity
     ``trained``: the problems the model was trained on; a solve outside them is refused.
     """
     policy = policy or ServePolicy()
+    backend.off_loop_tokens = OFF_LOOP_TOKENS
     app = FastAPI(title="apr serve")
     errors.install(app)
     completer = Completer(backend, model_name, cache_capacity or backend.engine.max_slots)

@@ -75,7 +75,7 @@ class Completer:
         params = req.sampling(min(req.max_tokens or room, room))
         try:
             gen = await self.backend.generate(session, req.prompt, params, fork_from=self.cache.best(ids),
-                                              on_text=on_text)
+                                              on_text=on_text, prompt_ids=ids)
         except BaseException:  # cancelled (client gone) or failed: its sequence is freed now
             self.backend.release(session)
             raise

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from apr.serve.app import create_app
+from apr.serve.app import OFF_LOOP_TOKENS, create_app
 from apr.serve.guard import ServePolicy
 from apr.serve.schemas import MAX_STOPS
 from tests.loopback import Loopback
@@ -182,3 +182,38 @@ def test_api_key_and_allowed_hosts(served):
         assert rebound.status_code == 400
         assert served.client().with_options(base_url=server.url, api_key="s3cret").models.list().data[0].max_model_len \
             == CONTEXT
+
+
+def test_health_answers_while_a_long_step_runs(served, monkeypatch):
+    """A step with a long prefill runs on a worker thread: one that takes seconds (a slow CPU, a long
+    prompt) leaves the event loop free, and the request behind it still gets its tokens."""
+    engine = served.backend.engine
+    forward = engine.runner.forward
+    started = threading.Event()
+
+    def slow(batch, d):
+        if sum(s.n_pending for s in batch) >= OFF_LOOP_TOKENS:
+            started.set()
+            time.sleep(1.5)
+        return forward(batch, d)
+
+    monkeypatch.setattr(engine.runner, "forward", slow)
+    result = {}
+
+    def complete():
+        result["response"] = httpx.post(served.server.url + "/completions", timeout=30,
+                                        json={"prompt": "Current State: 20:[4, 5]\n" * 12, "max_tokens": 2,
+                                              "temperature": 0})
+
+    thread = threading.Thread(target=complete)
+    thread.start()
+    assert started.wait(10)
+    with httpx.Client(base_url=served.server.base, timeout=5) as client:
+        t0 = time.perf_counter()
+        health = client.get("/health")
+        waited = time.perf_counter() - t0
+    thread.join()
+    assert health.status_code == 200 and health.json()["engine_busy"]
+    assert waited < 0.5  # the step still has about a second to go
+    assert result["response"].status_code == 200
+    assert result["response"].json()["usage"]["completion_tokens"] == 2
