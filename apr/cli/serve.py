@@ -24,6 +24,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; 0.0.0.0 exposes the server to the network."),
     port: int = typer.Option(8000, min=1, max=65535),
     max_slots: int = max_slots_option(),
+    max_step_tokens: int = typer.Option(512, min=4, help="Tokens one engine step may feed: a longer prompt "
+                                        "prefills in chunks, so the requests decoding beside it keep their pace."),
     served_model_name: str = typer.Option("apr", help="Model name in /v1/models and requests."),
     cpu_threads: Optional[int] = cpu_threads_option(),
     device: str = device_option(),
@@ -51,7 +53,7 @@ def serve(
     from apr.models.trained_range import trained_range
 
     path = resolve_model(model)
-    backend = load_backend(path, max_slots, cpu_threads, device)
+    backend = load_backend(path, max_slots, cpu_threads, device, max_step_tokens)
     console.print(f"serving [bold]{served_model_name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
                   f"on http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
     app = create_app(backend, served_model_name, policy=policy, trained=trained_range(path))

@@ -41,14 +41,14 @@ class EmbeddedBackend:
 
     def __init__(self, model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, max_slots: int = 32,
                  max_len: int | None = None, dtype: torch.dtype | None = None, reuse_cache: bool = True,
-                 off_loop_tokens: int | None = None):
+                 off_loop_tokens: int | None = None, max_step_tokens: int | None = None):
         if dtype is not None:
             # Parameters only: Module.to() would also round RoPE's fp32 inv_freq buffer, moving the
             # rotary cos/sin by up to 0.5 at position 4000 (from_pretrained keeps buffers in fp32).
             for p in model.parameters():
                 p.data = p.data.to(dtype)
         self.codec = TokenCodec(tokenizer)
-        self.engine = Engine(model, max_slots=max_slots, max_len=max_len,
+        self.engine = Engine(model, max_slots=max_slots, max_len=max_len, max_step_tokens=max_step_tokens,
                              stop_token_ids=[self.codec.eos_token_id], token_bytes=self.codec.token_bytes)
         self.context_length = self.engine.max_len
         self.reuse_cache = reuse_cache
@@ -64,7 +64,8 @@ class EmbeddedBackend:
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, max_slots: int = 32, tokenizer: str | Path | None = None,
-                        dtype: torch.dtype = torch.float32, device: str = "cpu") -> EmbeddedBackend:
+                        dtype: torch.dtype = torch.float32, device: str = "cpu",
+                        max_step_tokens: int | None = None) -> EmbeddedBackend:
         """A checkpoint folder on the engine on ``device`` (see ``apr.runtime.device``), with
         ``tokenizer`` or else the checkpoint's own (else the bundled one); the tokenizer is checked
         against the checkpoint before the weights load."""
@@ -74,7 +75,8 @@ class EmbeddedBackend:
 
         where = resolve_device(device)  # before the weights load: a missing GPU fails fast
         tok = checkpoint_tokenizer(path, tokenizer)
-        return cls(load_model(path, tok, dtype=dtype).to(where), tok, max_slots=max_slots)
+        return cls(load_model(path, tok, dtype=dtype).to(where), tok, max_slots=max_slots,
+                   max_step_tokens=max_step_tokens)
 
     # -- Backend protocol ------------------------------------------------------------------------
     async def generate(self, session: str, prompt: str, params: SamplingParams,

@@ -33,15 +33,18 @@ class Engine:
 
     def __init__(self, model: LlamaForCausalLM, *, max_slots: int = 32, max_len: int | None = None,
                  stop_token_ids: Iterable[int] = (), token_bytes: list[bytes] | None = None,
-                 kv_dtype: torch.dtype | None = None):
+                 kv_dtype: torch.dtype | None = None, max_step_tokens: int | None = None):
         if not isinstance(model, LlamaForCausalLM):
             raise TypeError(f"the engine runs LlamaForCausalLM, got {type(model).__name__}")
         if max_slots < 1:
             raise ValueError("max_slots must be at least 1")
+        if max_step_tokens is not None and max_step_tokens < 4:
+            raise ValueError("max_step_tokens must be at least 4")
         cfg = model.config
         self.model = model.eval()
         self.max_len = min(max_len or cfg.max_position_embeddings, cfg.max_position_embeddings)
         self.max_slots = max_slots
+        self.max_step_tokens = max_step_tokens  # None: every prefill whole, in one step
         self.stop_token_ids = frozenset(stop_token_ids)
         self.token_bytes = token_bytes  # per token id, what it contributes to the text (b"" for specials)
         self.cache = KVCache(model, max_slots, self.max_len, kv_dtype)
@@ -129,8 +132,8 @@ class Engine:
         return bool(self._running)
 
     def step_tokens(self) -> int:
-        """How many tokens the next step feeds through the model (one per decoder, a prefill's all)."""
-        return sum(seq.n_pending for seq in self._running[: self.max_slots])
+        """How many tokens the next step feeds through the model."""
+        return sum(seq.n_feed for seq in self._schedule())
 
     def slots_in_use(self) -> int:
         """Cache rows held by a sequence, running or paused."""
@@ -148,7 +151,7 @@ class Engine:
         call cannot end everyone's: the batch is re-run one sequence at a time, and each sequence
         that fails on its own finishes with ``error`` (the exception in ``seq.error``).
         """
-        active = self._running[: self.max_slots]
+        active = self._schedule()
         try:
             return self._step(active)
         except Exception:
@@ -163,6 +166,29 @@ class Engine:
                     done.append(seq)
             return done
 
+    def _schedule(self) -> list[Sequence]:
+        """This step's sequences, each with ``n_feed`` set: a decoder feeds its one token, a prefill
+        all its tokens or, under ``max_step_tokens``, a chunk of what the decoders leave (at least a
+        quarter of the budget, so a prompt always advances); a long prompt then spans several steps
+        and the decoders beside it keep their pace."""
+        active = self._running[: self.max_slots]
+        decoders = [seq for seq in active if seq.n_pending == 1]
+        left = None if self.max_step_tokens is None else max(self.max_step_tokens - len(decoders),
+                                                              self.max_step_tokens // 4)
+        chosen = []
+        for seq in active:
+            if seq.n_pending == 1:
+                seq.n_feed = 1
+            elif left is None:
+                seq.n_feed = seq.n_pending
+            elif left > 0:
+                seq.n_feed = min(seq.n_pending, left)
+                left -= seq.n_feed
+            else:
+                continue  # waits for a later step
+            chosen.append(seq)
+        return chosen
+
     @torch.inference_mode()
     def _step(self, active: list[Sequence]) -> list[Sequence]:
         batch, n_decoders = self.cache.pack(active)  # schedule: lay the batch out in the cache
@@ -170,8 +196,9 @@ class Engine:
             return []
         self._mark_started(batch)
         logits = self.runner.forward(batch, n_decoders)  # run
-        tokens, logprobs = sample(logits, batch)
-        return self._postprocess(batch, tokens, logprobs)
+        rows = [i for i, seq in enumerate(batch) if seq.n_feed == seq.n_pending]  # the rest fed a chunk
+        tokens, logprobs = sample(logits[rows], [batch[i] for i in rows])
+        return self._postprocess(batch, dict(zip(rows, zip(tokens, logprobs))))
 
     def _mark_started(self, batch: list[Sequence]) -> None:
         start = time.perf_counter()
@@ -180,13 +207,16 @@ class Engine:
                 seq.stats.started = start
                 seq.stats.cached_tokens = seq.n_cached
 
-    def _postprocess(self, batch: list[Sequence], tokens: list[int], logprobs: list[float]) -> list[Sequence]:
-        """Record each sequence's new token; return those whose call ended with it."""
+    def _postprocess(self, batch: list[Sequence], sampled: dict[int, tuple[int, float]]) -> list[Sequence]:
+        """Record each sampled sequence's new token; return those whose call ended with it."""
         done: list[Sequence] = []
         now = time.perf_counter()
-        for seq, tok, lp in zip(batch, tokens, logprobs):
-            seq.n_cached = len(seq.tokens)
+        for i, seq in enumerate(batch):
+            seq.n_cached += seq.n_feed
             seq.stats.steps += 1
+            if i not in sampled:  # a prefill chunk: the prompt continues next step
+                continue
+            tok, lp = sampled[i]
             if seq.stats.first_token is None:
                 seq.stats.first_token = now
             reason = self._append(seq, tok, lp)

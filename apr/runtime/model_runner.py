@@ -30,16 +30,17 @@ class ModelRunner:
 
     @torch.inference_mode()
     def forward(self, batch: list[Sequence], d: int) -> torch.Tensor:
-        """Logits ``[len(batch), vocab]`` (fp32) of each sequence's last pending token.
+        """Logits ``[len(batch), vocab]`` (fp32) of the last token each sequence feeds (``seq.n_feed``).
 
-        ``batch`` is laid out by ``_pack``: decoders (one token each) in slots 0..d-1, then
-        prefills. All pending tokens go through the projections and MLPs as one flat matrix;
+        ``batch`` is laid out by ``KVCache.pack``: decoders (one token each) in slots 0..d-1, then
+        prefills. All fed tokens go through the projections and MLPs as one flat matrix;
         decoders share one attention call over a view of the cache, each prefill gets its own.
         """
         ids, pos, last = [], [], []
         for seq in batch:
-            ids += seq.tokens[seq.n_cached:]
-            pos += range(seq.n_cached, len(seq.tokens))
+            end = seq.n_cached + seq.n_feed
+            ids += seq.tokens[seq.n_cached:end]
+            pos += range(seq.n_cached, end)
             last.append(len(ids) - 1)
         dev = self.device
         ids_t = torch.tensor(ids, device=dev)
@@ -52,7 +53,7 @@ class ModelRunner:
         prefill_spans = []  # (slot, first flat row, first position, new tokens, mask or None: causal)
         row = d
         for seq in batch[d:]:
-            n_new = seq.n_pending
+            n_new = seq.n_feed
             mask = None  # a fresh prefill is plainly causal, which SDPA does in half the time
             if seq.n_cached:
                 q_pos = torch.arange(seq.n_cached, seq.n_cached + n_new, device=dev)

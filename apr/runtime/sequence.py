@@ -36,6 +36,7 @@ class Sequence:
     id: int
     tokens: list[int]
     n_cached: int = 0  # leading tokens whose K/V sit in the cache
+    n_feed: int = 0  # tokens the current step feeds (all pending ones, or a prefill's chunk)
     slot: int | None = None
     last_used: float = 0.0
     status: Status = Status.PAUSED

@@ -37,8 +37,10 @@ def _checkpoint(path: Path) -> Path | None:
     return None
 
 
-def load_backend(path: Path, max_slots: int, threads: int | None = None, device: str = "auto") -> EmbeddedBackend:
-    """The checkpoint on ``device`` (``apr.runtime.device``), with its own tokenizer if it ships one.
+def load_backend(path: Path, max_slots: int, threads: int | None = None, device: str = "auto",
+                 max_step_tokens: int | None = None) -> EmbeddedBackend:
+    """The checkpoint on ``device`` (``apr.runtime.device``), with its own tokenizer if it ships one;
+    ``max_step_tokens``: the engine's token budget per step (long prompts prefill in chunks).
 
     ``threads`` sets torch's CPU threads for the process; None: the default of ``apr.runtime.cpu``
     (the cores not busy with other work).
@@ -47,4 +49,4 @@ def load_backend(path: Path, max_slots: int, threads: int | None = None, device:
     from apr.runtime.embedded import EmbeddedBackend  # torch loads only once a model is really needed
 
     set_cpu_threads(threads)
-    return EmbeddedBackend.from_checkpoint(path, max_slots=max_slots, device=device)
+    return EmbeddedBackend.from_checkpoint(path, max_slots=max_slots, device=device, max_step_tokens=max_step_tokens)

@@ -228,3 +228,32 @@ def test_a_half_precision_model_can_attend_in_fp32(tok):
         expected = torch.log_softmax(wide(ids).logits[0, len(p) - 1:].float(), -1)
     expected = expected.gather(1, torch.tensor(seq.out_ids)[:, None])[:, 0]
     assert torch.allclose(torch.tensor(seq.result().logprobs), expected, atol=0.1)
+
+
+def test_a_token_budget_prefills_long_prompts_in_chunks_and_changes_no_token(model):
+    """Under ``max_step_tokens`` a long prompt spans several steps while the decoders beside it go on
+    one token per step; every sequence still writes what ``generate`` writes."""
+    engine = Engine(model, max_slots=8, max_step_tokens=16)
+    ps = prompts(model.config.vocab_size, [3, 5, 70, 41, 2])
+    early = [engine.add(p, SamplingParams(max_tokens=30)) for p in ps[:2]]
+    engine.step()  # the two short prompts are decoding now
+    late = [engine.add(p, SamplingParams(max_tokens=12)) for p in ps[2:]]
+    fed = []
+    while engine.has_work():
+        fed.append(engine.step_tokens())
+        before = {s.id: len(s.out_ids) for s in early if s.running}
+        engine.step()
+        assert all(len(s.out_ids) == before[s.id] + 1 for s in early if s.id in before)
+    assert max(fed) <= 16 and fed.count(16) >= 3  # the 70- and 41-token prompts took several full steps
+    for seq, p in zip(early + late, ps):
+        assert seq.finish_reason == "length"
+        assert seq.result().token_ids == reference(model, p, len(seq.out_ids))
+
+
+def test_a_budget_smaller_than_the_decoders_still_advances_every_prompt(model):
+    engine = Engine(model, max_slots=8, max_step_tokens=4)
+    ps = prompts(model.config.vocab_size, [2, 2, 2, 2, 2, 30])
+    seqs = [engine.add(p, SamplingParams(max_tokens=20)) for p in ps]
+    drain(engine)
+    for seq, p in zip(seqs, ps):
+        assert seq.result().token_ids == reference(model, p, 20)
