@@ -20,6 +20,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from apr.rl.config import OLD_NAMES
+
 FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
          "apr_train.json")
 MAX_WEIGHTS_MB = 25
@@ -73,7 +75,7 @@ def _grpo_command(cfg: dict) -> str:
     parts = [f"apr train grpo --init-from {cfg['init_from']} -p {cfg['problems']} -o {cfg['out']}"]
     if cfg.get("val_problems"):
         parts.append(f"--val-problems {cfg['val_problems']} --val-size {cfg['val_size']} --val-every {cfg['val_every']}")
-    parts += _flags(cfg, ("prompts_per_step", "group_size", "temperature", "inner_steps", "lr", "kl_beta",
+    parts += _flags(cfg, ("prompts_per_step", "num_generations", "temperature", "num_iterations", "lr", "beta",
                           "advantage", "max_minutes", "seed"))
     if cfg.get("join_samples"):
         parts += _flags(cfg, ("join_samples", "join_weight"))
@@ -82,13 +84,13 @@ def _grpo_command(cfg: dict) -> str:
 
 
 def _grpo_lines(state: dict, metrics: list[dict]) -> list[str]:
-    cfg = state["config"]
+    cfg = {OLD_NAMES.get(k, k): v for k, v in state["config"].items()}  # runs saved before the TRL names
     vals = [m for m in metrics if "val_accuracy" in m]
     steps = [m for m in metrics if "reward" in m]
     lines = [
         f"- GRPO over whole thread trees: {state['step']} steps of {cfg['prompts_per_step']} problems x "
-        f"{cfg['group_size']} rollouts at temperature {cfg.get('temperature', 1.0)}, {state['elapsed_s'] / 60:.1f} min "
-        f"on a 2-core x86-64 CPU; lr {cfg['lr']}, KL coefficient {cfg['kl_beta']}, {cfg['advantage']} advantages.",
+        f"{cfg['num_generations']} rollouts at temperature {cfg.get('temperature', 1.0)}, {state['elapsed_s'] / 60:.1f} min "
+        f"on a 2-core x86-64 CPU; lr {cfg['lr']}, KL coefficient {cfg['beta']}, {cfg['advantage']} advantages.",
     ]
     if cfg.get("join_samples"):
         lines.append(f"- Post-join continuation groups: {cfg['join_samples']} more root continuations sampled after "

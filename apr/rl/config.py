@@ -29,17 +29,17 @@ class GRPOConfig:
     val_problems: str | None = None  # held-out problems for greedy validation; None = no validation
     val_size: int = 200  # the first N held-out problems
     prompts_per_step: int = 64
-    group_size: int = 5  # rollouts per prompt
+    num_generations: int = 5  # rollouts per prompt
     # Rollout sampling temperature (the paper: 1). The policy trained is softmax(logits / temperature),
     # so a lower one keeps rollouts near the greedy decoding that validation measures.
     temperature: float = 1.0
     steps: int = 150  # rollout batches
-    inner_steps: int = 2  # optimizer steps per rollout batch (the first one is on-policy)
+    num_iterations: int = 2  # optimizer steps per rollout batch (the first one is on-policy)
     lr: float = 1e-5
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
-    clip: float = 0.2  # PPO ratio clip
-    kl_beta: float = 0.001  # k3 KL to the reference; the paper: 0.001 APR, 0.01 SoS+
+    epsilon: float = 0.2  # PPO ratio clip
+    beta: float = 0.001  # k3 KL to the reference; the paper: 0.001 APR, 0.01 SoS+
     advantage: Advantage = "std"  # group-normalised (paper) or only mean-centred (ThreadWeaver)
     # Extra groups on the root's post-join continuation (apr.rl.continuations): K samples per
     # episode whose children found an answer, each group weighing ``join_weight`` episodes.
@@ -67,6 +67,9 @@ class GRPOConfig:
     tensorboard: bool = False  # mirror metrics.jsonl to <out>/tensorboard
 
 
+# Settings renamed to TRL's GRPOConfig names; a run saved under the old ones still resumes.
+OLD_NAMES = {"group_size": "num_generations", "inner_steps": "num_iterations", "clip": "epsilon", "kl_beta": "beta"}
+
 # Free to change when resuming: they do not shape the trajectory (the learning rate is constant).
 RESUME_FREE = ("out", "resume", "progress", "tensorboard", "steps", "max_minutes", "val_problems", "val_size",
                "val_every", "save_every", "keep_checkpoints", "server_url", "server_model")
@@ -74,13 +77,13 @@ RESUME_FREE = ("out", "resume", "progress", "tensorboard", "steps", "max_minutes
 
 def check_config(c: GRPOConfig) -> None:
     positive = {name: getattr(c, name) for name in (
-        "val_size", "prompts_per_step", "steps", "inner_steps", "lr", "max_grad_norm", "tokens_per_batch",
+        "val_size", "prompts_per_step", "steps", "num_iterations", "lr", "max_grad_norm", "tokens_per_batch",
         "max_tokens", "max_slots", "val_every", "save_every", "keep_checkpoints")}
     bad = [k for k, v in positive.items() if v <= 0]
     if bad:
         raise GRPOConfigError(f"must be positive: {', '.join(bad)}")
-    if c.group_size < 2:
-        raise GRPOConfigError(f"group_size must be >= 2 (advantages compare rollouts of a prompt), got {c.group_size}")
+    if c.num_generations < 2:
+        raise GRPOConfigError(f"num_generations must be >= 2 (advantages compare rollouts of a prompt), got {c.num_generations}")
     if not 0 < c.temperature <= 2:
         raise GRPOConfigError(f"temperature must be in (0, 2], got {c.temperature}")
     if c.backend == "server" and c.temperature != 1.0:
@@ -90,10 +93,10 @@ def check_config(c: GRPOConfig) -> None:
         raise GRPOConfigError(f"join_samples must be 0 (off) or >= 2 (a group to compare), got {c.join_samples}")
     if c.join_weight < 0:
         raise GRPOConfigError(f"join_weight must be >= 0, got {c.join_weight}")
-    if not 0 < c.clip < 1:
-        raise GRPOConfigError(f"clip must be in (0, 1), got {c.clip}")
-    if c.kl_beta < 0 or c.weight_decay < 0:
-        raise GRPOConfigError("kl_beta and weight_decay must be >= 0")
+    if not 0 < c.epsilon < 1:
+        raise GRPOConfigError(f"epsilon (the PPO clip) must be in (0, 1), got {c.epsilon}")
+    if c.beta < 0 or c.weight_decay < 0:
+        raise GRPOConfigError("beta and weight_decay must be >= 0")
     if c.max_minutes is not None and c.max_minutes <= 0:
         raise GRPOConfigError(f"max_minutes must be positive, got {c.max_minutes}")
     choices = {"advantage": ("std", "mean"), "precision": get_args(Precision), "rollout_dtype": get_args(Precision),

@@ -1,8 +1,8 @@
 """GRPO over whole thread trees (paper §3.3 / spec §7): roll out, score, advantage, PPO-clip updates.
 
-One step = one rollout batch: ``prompts_per_step`` problems x ``group_size`` episodes decoded
+One step = one rollout batch: ``prompts_per_step`` problems x ``num_generations`` episodes decoded
 through the fork-join runtime at ``temperature`` (the paper: 1), a reward per episode,
-group-relative advantages, then ``inner_steps`` AdamW steps over every call of every episode
+group-relative advantages, then ``num_iterations`` AdamW steps over every call of every episode
 (``apr.rl.episodes``, ``apr.rl.loss``). The first inner step is on-policy, so its forward pass also
 records the "old" log-probs that the later ones clip against; the frozen reference scores the same
 tokens once per batch.
@@ -34,7 +34,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from apr.countdown.problems import Problem, load_problems
 from apr.eval.metrics import score_tree
 from apr.models import load_model
-from apr.rl.config import GRPOConfig, GRPOConfigError, check_config, run_settings
+from apr.rl.config import OLD_NAMES, GRPOConfig, GRPOConfigError, check_config, run_settings
 from apr.rl.continuations import join_sequences, join_states
 from apr.rl.episodes import TrainSequence, group_advantages, training_sequences
 from apr.rl.loss import grpo_loss, make_micro_batch, token_logprobs
@@ -62,7 +62,7 @@ def step_problems(n: int, k: int, seed: int, step: int) -> list[int]:
 
 def optimise(policy: PreTrainedModel, reference: PreTrainedModel | None, optimizer: torch.optim.Optimizer,
              seqs: list[TrainSequence], c: GRPOConfig, step: int, pad_id: int) -> dict[str, float]:
-    """``inner_steps`` optimizer steps on one rollout batch.
+    """``num_iterations`` optimizer steps on one rollout batch.
 
     Returns the PG loss and KL of the first (on-policy) pass, the fraction of tokens clipped in the
     later passes (none can be in the first), the mean grad norm, and how far the sampler's log-probs
@@ -73,7 +73,7 @@ def optimise(policy: PreTrainedModel, reference: PreTrainedModel | None, optimiz
     plan = plan_epoch([len(s.ids) for s in seqs], c.tokens_per_batch, c.seed, epoch=step)
     batches = [make_micro_batch([seqs[i] for i in idx], pad_id) for idx in plan]
     passes: list[dict[str, float]] = []
-    for _ in range(c.inner_steps):
+    for _ in range(c.num_iterations):
         totals: dict[str, float] = defaultdict(float)
         for mb in batches:
             inputs, targets, mask = mb.inputs.to(device), mb.targets.to(device), mb.mask.to(device)
@@ -89,7 +89,7 @@ def optimise(policy: PreTrainedModel, reference: PreTrainedModel | None, optimiz
                 totals["gap_sum"] += float(gap.sum())
                 totals["gap_tokens"] += gap.numel()
             loss, part = grpo_loss(logp, mb.old_logprobs, mb.ref_logprobs, mask, mb.advantages.to(device),
-                                   mb.weights.to(device), c.clip, c.kl_beta)
+                                   mb.weights.to(device), c.epsilon, c.beta)
             loss.backward()
             for k, v in part.items():
                 totals[k] += v
@@ -137,11 +137,11 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         return out / ckpt.FINAL
     tokenizer, train_set, val_set = _load_inputs(c)
     settings = run_settings(c)
-    resume_path, state = ckpt.resume_point(out, c.resume, settings)
+    resume_path, state = ckpt.resume_point(out, c.resume, settings, OLD_NAMES)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     policy = load_model(resume_path or c.init_from, tokenizer).to(device).train()
     reference = None
-    if c.kl_beta > 0:
+    if c.beta > 0:
         reference = load_model(c.init_from).to(device).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
     step, elapsed = 0, 0.0
@@ -179,18 +179,18 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         t0 = time.perf_counter()
         rollouts.sync(policy)
         problems = [train_set[i] for i in step_problems(len(train_set), c.prompts_per_step, c.seed, step)
-                    for _ in range(c.group_size)]
+                    for _ in range(c.num_generations)]
         seed = zlib.crc32(f"apr-grpo:{c.seed}:{step}".encode())
         sampling = solve_config(c.limits, c.max_tokens, seed, c.temperature)
         trees = rollouts.solve([p.prompt("apr", c.sub_call_budget) for p in problems], sampling)
         t1 = time.perf_counter()
         scores = [score_tree(t, p) for t, p in zip(trees, problems)]
-        rewards = torch.tensor([episode_reward(s, c.rewards) for s in scores]).view(-1, c.group_size)
+        rewards = torch.tensor([episode_reward(s, c.rewards) for s in scores]).view(-1, c.num_generations)
         advantages = group_advantages(rewards, c.advantage).flatten().tolist()
         # A backend failure is not the policy's doing: such episodes are not trained (the reference did).
         errored = [any(t.finish_reason == "error" for t in tree.walk()) for tree in trees]
         seqs = training_sequences(trees, [None if e else a for a, e in zip(advantages, errored)], tokenizer,
-                                  keep_zero_advantage=c.kl_beta > 0)
+                                  keep_zero_advantage=c.beta > 0)
         join_stats: dict[str, float] = {}
         if c.join_samples:
             t_join = time.perf_counter()

@@ -87,11 +87,13 @@ def read_meta(path: Path) -> dict[str, Any]:
     return json.loads((path / META_FILE).read_text())
 
 
-def resume_point(out: Path, resume: bool, settings: dict[str, Any]) -> tuple[Path | None, dict[str, Any] | None]:
+def resume_point(out: Path, resume: bool, settings: dict[str, Any],
+                 renamed: dict[str, str] | None = None) -> tuple[Path | None, dict[str, Any] | None]:
     """The newest training checkpoint in ``out`` and its state when resuming, else ``(None, None)``.
 
     ``settings`` are the ones that shape the run's trajectory; the checkpoint's state must have saved
-    the same under ``"config"``, or resuming would silently train something else. Without ``resume``,
+    the same under ``"config"`` (read through ``renamed``, old name -> new, for settings renamed since),
+    or resuming would silently train something else. Without ``resume``,
     a folder that already holds a run is refused rather than overwritten.
     """
     existing = training_checkpoints(out)
@@ -103,7 +105,7 @@ def resume_point(out: Path, resume: bool, settings: dict[str, Any]) -> tuple[Pat
         return None, None
     path = existing[-1][1]
     state = load_state(path)
-    saved = state["config"]
+    saved = {(renamed or {}).get(k, k): v for k, v in state["config"].items()}
     diff = [k for k in settings if saved.get(k) != settings[k]]
     if diff:
         changes = "; ".join(f"{k}: {saved.get(k)!r} -> {settings[k]!r}" for k in diff)

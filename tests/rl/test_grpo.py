@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from apr import grammar as g
 from apr.cli import app, _register
-from apr.rl.config import GRPOConfig
+from apr.rl.config import OLD_NAMES, GRPOConfig
 from apr.rl.grpo import step_problems, train_grpo
 from apr.rl.rollout import ServerRollouts
 from apr.train import checkpoint as ckpt
@@ -41,8 +41,8 @@ def config(demo, sharp_checkpoint, tmp_path):
     problems = tmp_path / "problems.jsonl"
     problems.write_text(json.dumps({"id": "p0", "nums": state.nums, "target": state.target}) + "\n")
     base = GRPOConfig(init_from=str(sharp_checkpoint), problems=str(problems), out=str(tmp_path / "run"),
-                      val_problems=str(problems), val_size=1, prompts_per_step=2, group_size=4, steps=3,
-                      lr=2e-5, kl_beta=0.01, tokens_per_batch=4096, max_tokens=300, max_slots=32,
+                      val_problems=str(problems), val_size=1, prompts_per_step=2, num_generations=4, steps=3,
+                      lr=2e-5, beta=0.01, tokens_per_batch=4096, max_tokens=300, max_slots=32,
                       val_every=3, save_every=2, progress=False)
     return lambda **kw: replace(base, **kw)
 
@@ -66,10 +66,14 @@ def test_grpo_trains_writes_checkpoints_and_metrics_and_resumes_exactly(config, 
     with pytest.raises(Killed):
         train_grpo(config(out=str(cut)), on_step=kill_at(2))
     assert [s for s, _ in ckpt.training_checkpoints(cut)] == [2] and not (cut / "final").exists()
-    with pytest.raises(ValueError, match=r"settings differ .*clip: 0.2 -> 0.3"):
-        train_grpo(config(out=str(cut), clip=0.3, resume=True))
+    with pytest.raises(ValueError, match=r"settings differ .*epsilon: 0.2 -> 0.3"):
+        train_grpo(config(out=str(cut), epsilon=0.3, resume=True))
     with pytest.raises(ValueError, match="already holds a run"):
         train_grpo(config(out=str(cut)))
+    [(_, saved)] = ckpt.training_checkpoints(cut)  # saved before the settings took TRL's names
+    state = ckpt.load_state(saved)
+    state["config"] = {old: state["config"].pop(new) for old, new in OLD_NAMES.items()} | state["config"]
+    torch.save(state, saved / ckpt.STATE_FILE)
     resumed = train_grpo(config(out=str(cut), resume=True))
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
@@ -98,9 +102,9 @@ def test_problems_per_step_cycle_through_seeded_epochs():
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--group-size", "1"], "group_size must be >= 2"),
+    (["--group-size", "1"], "num_generations must be >= 2"),
     (["--advantage", "rank"], "'rank' is not one of 'std', 'mean'"),
-    (["--num-generations", "1"], "group_size must be >= 2"),  # TRL's name for it
+    (["--num-generations", "1"], "num_generations must be >= 2"),  # TRL's name for it
     (["--temperature", "0"], "temperature must be in"),
     (["--backend-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"], "samples at temperature 1 only"),
     (["--server-url", "http://127.0.0.1:1/v1", "--temperature", "0.7"], "samples at temperature 1 only"),
