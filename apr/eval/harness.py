@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from apr.countdown.problems import Problem
+from apr.countdown.task import Problem
 from apr.data.io import Row, atomic_write_bytes
 from apr.eval.load import (Model, check_range, check_served_tokenizer, file_digest, load_problems, open_embedded,
                            open_served)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig
 
-from apr.countdown import problems as countdown_problems
-from apr.countdown.problems import Problem
+from apr.countdown import task
+from apr.countdown.task import Problem
 from apr.data.io import DataFileError
 from apr.models.trained_range import trained_range
 from apr.runtime.backend import Backend, SamplingParams
@@ -31,7 +31,7 @@ from apr.tokenizer import checkpoint_tokenizer, load_tokenizer
 # -- problems ----------------------------------------------------------------------------------
 def load_problems(path: Path, limit: int | None = None) -> list[Problem]:
     """The task's problems file, all with one number count (a report compares like with like)."""
-    problems = countdown_problems.load_problems(path, limit)
+    problems = task.load_problems(path, limit)
     counts = Counter(len(p.nums) for p in problems)
     if len(counts) > 1:
         raise DataFileError(f"{path} mixes problems with {', '.join(map(str, sorted(counts)))} numbers; "

@@ -24,9 +24,7 @@ from statistics import mean
 from typing import Any, Sequence
 
 from apr import grammar as g
-from apr.countdown.problems import Problem
-from apr.countdown.rules import check_operation
-from apr.countdown.verifier import solving_child, verify_trace
+from apr.countdown.task import Problem, check_operation, solving_child, verify_trace
 from apr.threads import Thread, TokenCounter, tree_metrics
 
 Answer = tuple[str, ...]  # the operations of a final solution path, in order: the vote key

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from apr.countdown.problems import Problem
+from apr.countdown.task import Problem
 from apr.data.io import Row, check_fingerprint, iter_jsonl, write_rows
 from apr.eval.load import Model
 from apr.eval.metrics import score_tree

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from apr.countdown.problems import Problem
+from apr.countdown.task import Problem
 from apr.runtime.backend import SamplingParams
 from apr.runtime.limits import Limits
 from apr.runtime.orchestrator import SolveConfig

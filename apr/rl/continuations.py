@@ -24,8 +24,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from apr import grammar as g
-from apr.countdown.problems import Problem
-from apr.countdown.verifier import verify_trace
+from apr.countdown.task import Problem, verify_trace
 from apr.eval.metrics import SampleScore
 from apr.rl.episodes import AdvantageScale, TrainSequence, call_sequence, group_advantages
 from apr.runtime.backend import Backend, Generation, SamplingParams

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from apr.countdown.problems import Problem, load_problems
+from apr.countdown.task import Problem, load_problems
 from apr.eval.metrics import score_tree
 from apr.models import load_model
 from apr.rl.config import OLD_NAMES, GRPOConfig, GRPOConfigError, check_config, run_settings

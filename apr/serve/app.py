@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from apr.models.trained_range import TrainedRange
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
-from apr.countdown.verifier import verify_countdown
+from apr.countdown.task import verify_countdown
 from apr.runtime.orchestrator import SolveConfig
 from apr.serve import errors
 from apr.serve.completions import Completer

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from apr import grammar as g
-from apr.countdown.problems import Problem, ProblemSpec, make_problem
-from apr.countdown.rules import is_solvable
-from apr.countdown.verifier import Verdict, solving_child, verify_trace
+from apr.countdown.task import Problem, ProblemSpec, Verdict, is_solvable, make_problem, solving_child, verify_trace
 from apr.runtime.backend import Backend
 from apr.runtime.orchestrator import SolveConfig, asolve, runtime_metrics
 from apr.threads import Thread
