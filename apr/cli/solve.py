@@ -28,7 +28,8 @@ from apr.countdown.task import Problem, verify_countdown
 from apr.grammar import answer_path
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.limits import Limits
-from apr.runtime.orchestrator import SolveConfig, runtime_metrics
+from apr.runtime.metrics import runtime_metrics
+from apr.runtime.orchestrator import SolveConfig
 from apr.serve.countdown import SolveResult, check_problem, judge, solve_problem
 from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
 from apr.threads import Thread, TokenCounter, critical_path

@@ -9,8 +9,8 @@ may spawn too, up to ``Limits.max_depth``. Malformed output is handled by ``apr.
 Every thread records its spans with token counts, its finish reason, policy events, and in
 ``meta`` its calls (prompt, cached and new tokens, prefill/decode seconds; when sampling asks for
 log-probs, also the call's prompt text, output text, token ids and log-probs, which RL retrains on)
-and its timeline (``t_start``/``t_end``, seconds since the problem started). ``runtime_metrics``
-sums a tree up.
+and its timeline (``t_start``/``t_end``, seconds since the problem started);
+``apr.runtime.metrics.runtime_metrics`` sums a tree up.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from typing import Any, Callable
 from apr import grammar as g
 from apr.runtime.backend import Backend, Generation, SamplingParams
 from apr.runtime.limits import STOPS, Limits, classify, plan_spawn
-from apr.threads import Thread, TreeMetrics, tree_metrics
+from apr.runtime.metrics import runtime_metrics
+from apr.threads import Thread
 
 Verifier = Callable[[str, str], bool]  # (thread prompt, answer path) -> is the answer correct
 
@@ -65,36 +66,6 @@ def solve(prompt: str, backend: Backend, config: SolveConfig = SolveConfig()) ->
 def solve_many(prompts: list[str], backend: Backend, config: SolveConfig = SolveConfig()) -> list[Thread]:
     """Sync ``asolve_many`` (runs its own event loop)."""
     return asyncio.run(asolve_many(prompts, backend, config))
-
-
-# -- metrics ---------------------------------------------------------------------------------
-@dataclass
-class RuntimeMetrics:
-    tree: TreeMetrics
-    prefill_tokens: int  # prompt tokens the backend actually prefilled (not served from a cache)
-    cached_tokens: int  # prompt tokens served from a cache
-    prefill_s: float  # summed over calls (thread time, overlapping across threads)
-    decode_s: float
-    wall_s: float  # the root's wall clock, start to finish
-
-    def to_dict(self) -> dict[str, Any]:
-        out = self.tree.to_dict()
-        out.update(prefill_tokens=self.prefill_tokens, cached_tokens=self.cached_tokens,
-                   prefill_s=self.prefill_s, decode_s=self.decode_s, wall_s=self.wall_s)
-        return out
-
-
-def runtime_metrics(root: Thread) -> RuntimeMetrics:
-    """The paper's token metrics (``tree_metrics``) plus what the runtime measured per call."""
-    calls = [c for t in root.walk() for c in t.meta.get("calls", [])]
-    return RuntimeMetrics(
-        tree=tree_metrics(root),
-        prefill_tokens=sum(c["prompt_tokens"] - c["cached_tokens"] for c in calls),
-        cached_tokens=sum(c["cached_tokens"] for c in calls),
-        prefill_s=sum(c["prefill_s"] for c in calls),
-        decode_s=sum(c["decode_s"] for c in calls),
-        wall_s=root.meta.get("wall_s", 0.0),
-    )
 
 
 # -- one problem -----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from apr import grammar as g
 from apr.countdown.task import Problem, ProblemSpec, Verdict, is_solvable, make_problem, solving_child, verify_trace
 from apr.runtime.backend import Backend
-from apr.runtime.orchestrator import SolveConfig, asolve, runtime_metrics
+from apr.runtime.metrics import runtime_metrics
+from apr.runtime.orchestrator import SolveConfig, asolve
 from apr.threads import Thread
 
 TASK = ProblemSpec()  # the ranges the models are trained on (spec §1.2)

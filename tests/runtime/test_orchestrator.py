@@ -12,7 +12,8 @@ from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.limits import Limits
 from apr.countdown.verifier import verify_countdown
-from apr.runtime.orchestrator import SolveConfig, asolve_many, runtime_metrics, solve, solve_many
+from apr.runtime.metrics import runtime_metrics
+from apr.runtime.orchestrator import SolveConfig, asolve_many, solve, solve_many
 from apr.runtime.scripted import ScriptedBackend
 from apr.runtime.sequential import SequentialBackend
 from apr.threads import Thread
