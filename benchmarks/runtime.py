@@ -166,9 +166,10 @@ def main() -> None:
     }
     asyncio.run(run_tree(systems["embedded"], TreePlan(prompt, child_prompts, join, 16, 16, 16)))  # warm up
     runs: dict[str, list[dict]] = {name: [] for name in systems}
-    for _ in range(args.rounds):  # interleaved, so a change in the machine's load hits every system
-        for name, backend in systems.items():
-            runs[name].append(asyncio.run(run_tree(backend, plan)))
+    for r in range(args.rounds):  # interleaved, so a change in the machine's speed hits every system
+        pair = ["embedded", "re-prefill"][:: 1 if r % 2 == 0 else -1]  # adjacent, in alternating order
+        for name in [*pair, "sequential"]:
+            runs[name].append(asyncio.run(run_tree(systems[name], plan)))
     res = {name: {k: best([r[k] for r in rs]) for k in ("tree", "spawn", "step")} for name, rs in runs.items()}
 
     # A parent of --join-parent tokens: the root prompt, then the model's own text from the tree run.

@@ -62,8 +62,8 @@ def main() -> None:
         c = compare_paired({k: s.correct for k, s in a.items()}, {k: s.correct for k, s in b.items()})
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    print(f"| | problems | A solves | B solves | B - A | paired SE | only A | only B | sign test p |")
-    print(f"|---|---|---|---|---|---|---|---|---|")
+    print("| | problems | A solves | B solves | B - A | paired SE | only A | only B | sign test p |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.setting} | {c.n} | {c.correct_a} ({c.correct_a / c.n:.1%}) | {c.correct_b} ({c.correct_b / c.n:.1%}) | "
           f"{c.difference * 100:+.1f} pts | {c.standard_error * 100:.1f} pts | {c.only_a} | {c.only_b} | {c.p_value:.3f} |")
     print(f"\nA: {shape(a)}\nB: {shape(b)}")

@@ -4,9 +4,11 @@ Older spellings stay accepted as aliases (``--threads``, ``--max-batch``, ``--ba
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from enum import Enum
+from pathlib import Path
 from typing import Any, Callable, TypeVar, get_args
 
 import typer
@@ -16,6 +18,7 @@ from apr.precision import Precision as PrecisionName
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 _err = Console(stderr=True)
 
 
@@ -39,6 +42,28 @@ def fail_cleanly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def default_of(cls: type, name: str) -> Any:
+    """A settings dataclass's default, so the CLI and the library never disagree."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def settings_from(cls: type[T], params: dict[str, Any], **overrides: Any) -> T:
+    """A settings dataclass from a command's parameters of the same names (choices to their values,
+    paths to strings), so each setting is spelled once in the command and once in the library;
+    ``overrides`` sets the fields a command spells differently."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value.value
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: plain(v) for k, v in params.items() if k in names} | overrides)
+
+
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -60,6 +85,12 @@ def cpu_threads_option() -> Any:
 def device_option() -> Any:
     return typer.Option("auto", "--device", help="Embedded engine device: auto (CUDA if torch sees a GPU, else "
                         "CPU), cpu, cuda or cuda:N.")
+
+
+def dtype_option(default: str | None = None, *aliases: str) -> Any:
+    """The embedded engine's weights (``--precision`` is a training run's autocast)."""
+    return typer.Option(default, "--dtype", *aliases, help="Embedded engine weights: fp32, or bf16 (faster on CPUs "
+                        "with AMX/AVX512-BF16)." + ("" if default else " [default: fp32]"))
 
 
 def max_slots_option(default: int = 32) -> Any:

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, device_option,
-                            fail_cleanly, max_slots_option, progress_option)
-from apr.eval.settings import PRESETS, EvalConfig, sweep
+                            dtype_option, fail_cleanly, max_slots_option, progress_option)
+from apr.eval.settings import EvalConfig, sweep
 from apr.precision import TORCH_NAMES
 from apr.runtime.cpu import set_cpu_threads
 
@@ -45,10 +45,8 @@ def eval_cmd(
     apr: Optional[str] = typer.Option(None, help="APR checkpoint folder (with --backend-url: the served model name)."),
     sosp: Optional[str] = typer.Option(None, help="SoS+ checkpoint folder (with --backend-url: the served model "
                                        "name)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (required unless a --preset "
-                                       "names one)."),
-    preset: Optional[str] = typer.Option(None, help=f"Defaults for a known run: {', '.join(PRESETS)}. "
-                                         "Options given explicitly override it."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder for the report, samples and "
+                                       "figures (required)."),
     sub_call_budgets: Optional[str] = typer.Option(None, help="APR: Sub Call Budget prompt prefixes to sweep, "
                                                    "e.g. 0,2,4,6,8,10 (the unconditioned run is always included)."),
     max_children: Optional[str] = typer.Option(None, help="APR: caps on the children the runtime runs per spawn, "
@@ -66,8 +64,7 @@ def eval_cmd(
                                               "problem run together). 1 measures latency; more gives throughput. "
                                               "[default: 1]"),
     max_slots: int = max_slots_option(),
-    dtype: Optional[Precision] = typer.Option(None, help="Embedded engine weights: fp32, or bf16 (faster on CPUs "
-                                              "with AMX/AVX512-BF16). [default: fp32]"),
+    dtype: Optional[Precision] = dtype_option(),
     max_tokens: Optional[int] = typer.Option(None, min=1, help="Tokens per LM call. [default: the model's context]"),
     backend_url: Optional[str] = backend_url_option(),
     tokenizer: Optional[str] = typer.Option(None, help="Tokenizer folder. [default: the checkpoint's, else the "
@@ -79,20 +76,14 @@ def eval_cmd(
     progress: bool = progress_option(),
 ) -> None:
     """Evaluate APR and/or SoS+ checkpoints on a problems file: accuracy, tokens, latency, figures."""
-    base: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise typer.BadParameter(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", param_hint="--preset")
-        base = PRESETS[preset]
-    given = {k: v for k, v in ctx.params.items() if v is not None}
-    opt = {**base, **given}
+    opt = {k: v for k, v in ctx.params.items() if v is not None}
     if "problems" not in opt:
-        raise typer.BadParameter("give --problems (or a --preset)", param_hint="--problems")
+        raise typer.BadParameter("give --problems", param_hint="--problems")
     if "out" not in opt:
         raise typer.BadParameter("give --out, the folder for the report, samples and figures", param_hint="--out")
     models = {fmt: opt[fmt] for fmt in ("apr", "sosp") if fmt in opt}
     if not models:
-        raise typer.BadParameter("give --apr and/or --sosp (or a --preset)", param_hint="--apr")
+        raise typer.BadParameter("give --apr and/or --sosp", param_hint="--apr")
     settings = sweep(list(models), _numbers(opt.get("temperatures", "0"), "--temperatures", float),
                      sub_call_budgets=_numbers(opt.get("sub_call_budgets"), "--sub-call-budgets", int),
                      max_children=_numbers(opt.get("max_children"), "--max-children", int),
@@ -112,10 +103,10 @@ def eval_cmd(
 
 
 def _command(opt: dict[str, Any]) -> str:
-    """The full command line that reproduces this run, presets expanded."""
+    """The full command line that reproduces this run."""
     args = ["apr", "eval"]
     for key, value in opt.items():
-        if key in ("preset", "fresh", "progress") or value is False:
+        if key in ("fresh", "progress") or value is False:
             continue
         args += [f"--{key.replace('_', '-')}", str(value.value if isinstance(value, Enum) else value)]
     return shlex.join(args)

@@ -7,14 +7,13 @@ Runs the same under ``torchrun`` / ``accelerate launch`` (DDP), e.g.
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from apr.cli.common import (Precision, choices, cpu_threads_option, fail_cleanly, progress_option,
-                            tensorboard_option)
+from apr.cli.common import (Precision, choices, cpu_threads_option, default_of, fail_cleanly, progress_option,
+                            settings_from, tensorboard_option)
 from apr.cli.train_grpo import grpo
 from apr.runtime.cpu import set_cpu_threads
 from apr.train import config as sft_config
@@ -33,10 +32,7 @@ app.command("grpo")(grpo)
 
 
 def _default(name: str) -> Any:
-    """SFTConfig's default, so the CLI and the library never disagree."""
-    from apr.train.config import SFTConfig
-
-    return next(f.default for f in fields(SFTConfig) if f.name == name)
+    return default_of(sft_config.SFTConfig, name)
 
 
 @app.command()
@@ -80,17 +76,7 @@ def sft(
 
     if truncate and drop_long:
         raise ValueError("--truncate and --drop-long exclude each other")
-    config = SFTConfig(
-        data=[str(p) for p in data], out=str(out), val_data=[str(p) for p in val_data], val_fraction=val_fraction,
-        preset=preset, init_from=str(init_from) if init_from else None, tokenizer=str(tokenizer) if tokenizer else None,
-        context_length=context_length, loss_on=loss_on.value,  # type: ignore[arg-type]
-        long_policy="truncate" if truncate else "drop" if drop_long else "error",
-        tokens_per_batch=tokens_per_batch, grad_accum=grad_accum, lr=lr, min_lr_ratio=min_lr_ratio,
-        warmup_steps=warmup_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm, max_steps=max_steps,
-        max_minutes=max_minutes, precision=precision.value,  # type: ignore[arg-type]
-        eval_every=eval_every, eval_tokens=eval_tokens, save_every=save_every, keep_checkpoints=keep_checkpoints,
-        log_every=log_every, seed=seed, resume=resume, progress=progress, tensorboard=tensorboard,
-    )
+    config = settings_from(SFTConfig, locals(), long_policy="truncate" if truncate else "drop" if drop_long else "error")
     set_cpu_threads(cpu_threads)
     path = train_sft(config)
     if os.environ.get("RANK", "0") == "0":  # one line per run, not per process

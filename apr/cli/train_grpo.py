@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
-from apr.cli.common import (Precision, backend_url_option, choices, cpu_threads_option, fail_cleanly, max_slots_option,
-                            progress_option, tensorboard_option)
+from apr.cli.common import (Precision, backend_url_option, choices, cpu_threads_option, default_of, dtype_option, fail_cleanly,
+                            max_slots_option, progress_option, settings_from, tensorboard_option)
 from apr.rl import config as rl_config
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
@@ -20,10 +19,7 @@ from apr.runtime.limits import Limits
 Advantage = choices("Advantage", rl_config.Advantage)
 
 
-def _default(cls: type, name: str) -> Any:
-    """The library's default, so the CLI and the library never disagree."""
-    f = next(f for f in fields(cls) if f.name == name)
-    return f.default
+_default = default_of
 
 
 @fail_cleanly
@@ -69,8 +65,7 @@ def grpo(
     server_model: str = typer.Option(_default(GRPOConfig, "server_model"), "--served-model-name", "--server-model",
                                      help="Model name on --backend-url."),
     max_slots: int = max_slots_option(_default(GRPOConfig, "max_slots")),
-    rollout_dtype: Precision = typer.Option(_default(GRPOConfig, "rollout_dtype"),
-                                            help="Embedded engine weights: bf16 or fp32."),
+    rollout_dtype: Precision = dtype_option(_default(GRPOConfig, "rollout_dtype"), "--rollout-dtype"),
     val_every: int = typer.Option(_default(GRPOConfig, "val_every"), help="Steps between validations."),
     save_every: int = typer.Option(_default(GRPOConfig, "save_every"), help="Steps between checkpoints."),
     keep_checkpoints: int = typer.Option(_default(GRPOConfig, "keep_checkpoints"), help="Checkpoints kept for resume."),
@@ -84,21 +79,8 @@ def grpo(
     """Reinforce an APR model with GRPO: every thread of an episode shares the episode's advantage."""
     from apr.rl.grpo import train_grpo
 
-    config = GRPOConfig(
-        init_from=str(init_from), problems=str(problems), out=str(out),
-        val_problems=str(val_problems) if val_problems else None, val_size=val_size,
-        prompts_per_step=prompts_per_step, num_generations=num_generations, temperature=temperature, steps=steps,
-        num_iterations=num_iterations, lr=lr,
-        weight_decay=weight_decay, epsilon=epsilon, beta=beta, advantage=advantage.value,  # type: ignore[arg-type]
-        join_samples=join_samples, join_weight=join_weight,
-        max_grad_norm=max_grad_norm, tokens_per_batch=tokens_per_batch, precision=precision.value,  # type: ignore[arg-type]
-        rewards=Rewards(efficiency, efficiency_clip, thread_penalty, length_penalty),
-        sub_call_budget=sub_call_budget, limits=Limits(max_children=max_children, max_total_tokens=max_total_tokens),
-        max_tokens=max_tokens, backend="server" if server_url else "embedded", server_url=server_url,
-        server_model=server_model, max_slots=max_slots, rollout_dtype=rollout_dtype.value,  # type: ignore[arg-type]
-        val_every=val_every, save_every=save_every,
-        keep_checkpoints=keep_checkpoints, max_minutes=max_minutes, seed=seed, resume=resume, progress=progress,
-        tensorboard=tensorboard,
-    )
+    params = locals()
+    config = settings_from(GRPOConfig, params, rewards=settings_from(Rewards, params),
+                           limits=settings_from(Limits, params), backend="server" if server_url else "embedded")
     set_cpu_threads(cpu_threads)
     typer.echo(f"final checkpoint: {train_grpo(config)}")

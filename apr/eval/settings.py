@@ -20,13 +20,6 @@ Format = Literal["apr", "sosp"]
 DEFAULT_MAX_CHILDREN = Limits().max_children
 
 
-# Named runs of ``apr eval --preset``: option defaults, overridden by any option given.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper-figures": dict(problems="data/c3/test.jsonl", apr="models/apr-cpu", sosp="models/sosp-cpu",
-                          out="docs/results", limit=100, temperatures="0", max_children="1,2,4", sosp_samples="1",
-                          concurrency=16),
-}
-
 @dataclass(frozen=True)
 class Setting:
     fmt: Format

@@ -97,13 +97,13 @@ def join_sequences(states: list[JoinState], samples: list[list[Generation]], pro
         problem = problems[state.episode]
         rewards = [float(verify_trace(state.prompt + g.text, list(problem.nums), problem.target).ok) for g in gens]
         correct, total = correct + int(sum(rewards)), total + len(gens)
-        if any(g.finish_reason == "stop" for g in gens) or len(set(rewards)) < 2:
+        if any(gen.finish_reason == "stop" for gen in gens) or len(set(rewards)) < 2:
             continue  # a new spawn cannot be scored alone; equal rewards carry no policy gradient
         trained += 1
         advantages = group_advantages(torch.tensor([rewards]), scale)[0].tolist()
-        for j, (g, adv) in enumerate(zip(gens, advantages)):
-            call = {"prompt": state.prompt, "token_ids": g.token_ids, "finish_reason": g.finish_reason,
-                    "logprobs": g.logprobs}
+        for j, (gen, adv) in enumerate(zip(gens, advantages)):
+            call = {"prompt": state.prompt, "token_ids": gen.token_ids, "finish_reason": gen.finish_reason,
+                    "logprobs": gen.logprobs}
             seq = call_sequence(call, tok, state.episode, f"0/join{j}")
             if seq.n_completion == 0:
                 continue

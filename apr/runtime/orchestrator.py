@@ -20,7 +20,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Callable
 
 from apr import grammar as g
 from apr.runtime.backend import Backend, Generation, SamplingParams
