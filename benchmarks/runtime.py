@@ -203,17 +203,17 @@ def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: d
         print(f"| {name} | {' | '.join(cells)} | {ratio.cpu:.2f} ({ratio.wall:.2f}) {note} |")
 
     row("spawn of 8 children, s", emb["spawn"], seq["spawn"], pre["spawn"],
-        Timing(seq["spawn"].wall / emb["spawn"].wall, seq["spawn"].cpu / emb["spawn"].cpu), "x faster than (a); target >= 4.5")
+        Timing(seq["spawn"].wall / emb["spawn"].wall, seq["spawn"].cpu / emb["spawn"].cpu), "x faster than (a); target >= 5")
     row("whole tree, s", emb["tree"], seq["tree"], pre["tree"],
         Timing(seq["tree"].wall / emb["tree"].wall, seq["tree"].cpu / emb["tree"].cpu), "x faster than (a)")
     for label, block in (("demo", join), ("short", short)):
         a, c = joins[label]
         row(f"join: {n(block)}-tok join block onto a {len(tok.encode(parent))}-tok parent, s", a, None, c,
-            Timing(a.wall / c.wall, a.cpu / c.cpu), "of (b)" + ("; target <= 0.15" if label == "demo" else ""))
+            Timing(a.wall / c.wall, a.cpu / c.cpu), "of (b)" + ("; target <= 0.12" if label == "demo" else ""))
     ideal = Timing(plan.critical_path * emb["step"].wall, plan.critical_path * emb["step"].cpu)
     row(f"tree / ideal (critical path {plan.critical_path} tok x batch-1 step "
         f"{1e3 * emb['step'].cpu:.1f} ms CPU)", emb["tree"], seq["tree"], pre["tree"],
-        Timing(emb["tree"].wall / ideal.wall, emb["tree"].cpu / ideal.cpu), "embedded / ideal; target <= 1.3")
+        Timing(emb["tree"].wall / ideal.wall, emb["tree"].cpu / ideal.cpu), "embedded / ideal; target <= 1.2")
     print(f"\njoin call in the tree: {tree_run['join_cached']} of {tree_run['join_prompt']} prompt tokens "
           f"served from the parent's cache")
 
