@@ -12,8 +12,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from apr.cli.common import (Precision, choices, cpu_threads_option, default_of, fail_cleanly, progress_option,
-                            settings_from, tensorboard_option)
+from apr.cli.common import (Precision, choices, cpu_threads_option, default_of, device_option, fail_cleanly,
+                            progress_option, settings_from, tensorboard_option)
 from apr.cli.train_grpo import grpo
 from apr.runtime.cpu import set_cpu_threads
 from apr.train import config as sft_config
@@ -69,6 +69,7 @@ def sft(
     progress: bool = progress_option(),
     tensorboard: bool = tensorboard_option(),
     cpu_threads: Optional[int] = cpu_threads_option(),
+    device: str = device_option(),
 ) -> None:
     """Train a Llama model from scratch on SFT rows (BOS + prompt + completion + EOS)."""
     from apr.train.config import SFTConfig

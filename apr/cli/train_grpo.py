@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from apr.cli.common import (Precision, backend_url_option, choices, cpu_threads_option, default_of, dtype_option, fail_cleanly,
-                            max_slots_option, progress_option, settings_from, tensorboard_option)
+from apr.cli.common import (Precision, backend_url_option, choices, cpu_threads_option, default_of, device_option,
+                            dtype_option, fail_cleanly, max_slots_option, progress_option, settings_from,
+                            tensorboard_option)
 from apr.rl import config as rl_config
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
@@ -75,6 +76,7 @@ def grpo(
     progress: bool = progress_option(),
     tensorboard: bool = tensorboard_option(),
     cpu_threads: Optional[int] = cpu_threads_option(),
+    device: str = device_option(),
 ) -> None:
     """Reinforce an APR model with GRPO: every thread of an episode shares the episode's advantage."""
     from apr.rl.grpo import train_grpo

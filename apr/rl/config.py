@@ -65,13 +65,14 @@ class GRPOConfig:
     resume: bool = False
     progress: bool = True
     tensorboard: bool = False  # mirror metrics.jsonl to <out>/tensorboard
+    device: str = "auto"  # policy, reference and embedded rollouts: auto, cpu, cuda or cuda:N
 
 
 # Settings renamed to TRL's GRPOConfig names; a run saved under the old ones still resumes.
 OLD_NAMES = {"group_size": "num_generations", "inner_steps": "num_iterations", "clip": "epsilon", "kl_beta": "beta"}
 
 # Free to change when resuming: they do not shape the trajectory (the learning rate is constant).
-RESUME_FREE = ("out", "resume", "progress", "tensorboard", "steps", "max_minutes", "val_problems", "val_size",
+RESUME_FREE = ("out", "resume", "progress", "tensorboard", "device", "steps", "max_minutes", "val_problems", "val_size",
                "val_every", "save_every", "keep_checkpoints", "server_url", "server_model")
 
 

@@ -44,6 +44,7 @@ from apr.rl.rollout import EmbeddedRollouts, Rollouts, ServerRollouts, solve_con
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import plan_epoch
+from apr.runtime.device import resolve_device
 from apr.train.metrics import MetricsLog, save_run_config
 
 
@@ -132,13 +133,13 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
     """
     c = config
     check_config(c)
+    device = resolve_device(c.device)  # before anything loads: a missing GPU fails fast
     out = Path(c.out)
     if c.resume and (out / ckpt.FINAL).exists():
         return out / ckpt.FINAL
     tokenizer, train_set, val_set = _load_inputs(c)
     settings = run_settings(c)
     resume_path, state = ckpt.resume_point(out, c.resume, settings, OLD_NAMES)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     policy = load_model(resume_path or c.init_from, tokenizer).to(device).train()
     reference = None
     if c.beta > 0:

@@ -44,9 +44,10 @@ class SFTConfig:
     resume: bool = False  # continue from the newest checkpoint in ``out`` if there is one
     progress: bool = True
     tensorboard: bool = False  # mirror metrics.jsonl to <out>/tensorboard
+    device: str = "auto"  # auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N (apr.runtime.device)
 
 
 # Free to change when resuming: they do not shape the trajectory. Every other setting must match the
 # interrupted run's (as in GRPO), so a new setting is protected by default.
-RESUME_FREE = ("out", "resume", "progress", "tensorboard", "eval_every", "eval_tokens", "save_every",
+RESUME_FREE = ("out", "resume", "progress", "tensorboard", "device", "eval_every", "eval_tokens", "save_every",
                "keep_checkpoints", "log_every")

@@ -14,6 +14,7 @@ split over ranks or over accumulation micro-batches.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from contextlib import nullcontext
@@ -36,6 +37,7 @@ from apr.train.batching import IGNORE, Batch, collate, iterate_steps, plan_epoch
 from apr.train.config import RESUME_FREE, LossOn, SFTConfig
 from apr.train.data import SFTInputError, apply_length_policy, column, load_rows, split_validation, tokenize_rows
 from apr.train.memory import limit_heap_fragmentation
+from apr.runtime.device import resolve_device
 from apr.train.metrics import MetricsLog, save_run_config
 from apr.precision import Precision
 
@@ -203,9 +205,12 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     limit_heap_fragmentation()
     c = config
     _check_config(c)
-    # cpu=True without CUDA: otherwise accelerate ignores torchrun's env on a CPU box and trains each rank alone.
+    # cpu=True on a CPU: otherwise accelerate ignores torchrun's env on a CPU box and trains each rank alone.
     # Autocast is ours, not accelerate's mixed_precision: that one is process-global and fixed at first use.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    device = resolve_device(c.device)
+    if device.type == "cuda" and device.index is not None and "LOCAL_RANK" not in os.environ:
+        torch.cuda.set_device(device)  # one process on a chosen GPU; under torchrun each rank takes its own
+    accelerator = Accelerator(cpu=device.type == "cpu")
     autocast = partial(torch.autocast, accelerator.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
     out, main = Path(c.out), accelerator.is_main_process
     accelerator.print(f"apr train sft: {c.preset} model on {', '.join(c.data)} -> {out}; checking the data")

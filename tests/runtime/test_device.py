@@ -30,8 +30,14 @@ def test_other_devices_are_refused(name, message):
 def test_cuda_without_a_gpu_is_one_line_and_exit_2(tmp_path):
     with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
         resolve_device("cuda")
-    for command in (["solve", "42", "16", "7", "22"], ["eval", "-p", "data/c3/test.jsonl", "--apr", str(DEFAULT_MODEL),
-                                                         "--limit", "1", "-o", str(tmp_path)]):
+    rows = tmp_path / "sft.jsonl"
+    rows.write_text('{"prompt": "a", "completion": "b"}\n')
+    for command in (["solve", "42", "16", "7", "22"],
+                    ["eval", "-p", "data/c3/test.jsonl", "--apr", str(DEFAULT_MODEL), "--limit", "1", "-o", str(tmp_path)],
+                    ["train", "sft", "-d", str(rows), "-o", str(tmp_path / "sft"), "--preset", "tiny", "--no-progress",
+                     "--max-steps", "1"],
+                    ["train", "grpo", "--init-from", str(DEFAULT_MODEL), "-p", "data/c3/test.jsonl",
+                     "-o", str(tmp_path / "grpo"), "--no-progress"]):
         result = CliRunner().invoke(app, [*command, "--device", "cuda"])
         assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output and "Traceback" not in result.output
 
