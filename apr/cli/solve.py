@@ -24,13 +24,12 @@ from rich.table import Table
 
 from apr.cli.common import (backend_url_option, context_length_option, cpu_threads_option, device_option, fail_cleanly,
                             max_slots_option, served_model_name_option)
-from apr.countdown.task import Problem, verify_countdown
+from apr.countdown.task import Problem, SolveResult, check_problem, judge, solve_problem, verify_countdown
 from apr.grammar import answer_path
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.limits import Limits
 from apr.runtime.metrics import runtime_metrics
 from apr.runtime.orchestrator import SolveConfig
-from apr.serve.countdown import SolveResult, check_problem, judge, solve_problem
 from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
 from apr.threads import Thread, TokenCounter, critical_path
 from apr.viz.tree import html_page, rich_view

@@ -22,11 +22,10 @@ from starlette.types import ASGIApp
 from apr.models.trained_range import TrainedRange
 from apr.runtime.backend import SamplingParams
 from apr.runtime.embedded import EmbeddedBackend
-from apr.countdown.task import verify_countdown
+from apr.countdown.task import check_problem, solve_problem, verify_countdown
 from apr.runtime.orchestrator import SolveConfig
 from apr.serve import errors
 from apr.serve.completions import Completer
-from apr.serve.countdown import check_problem, solve_problem
 from apr.serve.errors import APIError
 from apr.serve.guard import ServePolicy, guard
 from apr.serve.schemas import ChatCompletionRequest, CompletionRequest, SolveRequest

@@ -11,7 +11,7 @@ from apr.runtime.backend import SamplingParams
 from apr.runtime.openai_backend import OpenAIBackend
 from apr.countdown.verifier import verify_countdown
 from apr.runtime.orchestrator import SolveConfig, asolve
-from apr.serve.countdown import check_problem
+from apr.countdown.task import check_problem
 from apr.serve.loading import load_backend
 from apr.threads import Thread
 from tests.serve.models import CONTEXT, NAME, PROBLEM, demonstration
@@ -76,22 +76,3 @@ def test_bad_problems_get_400(served_apr, body, message):
     r = httpx.post(served_apr.server.url + "/apr/solve", json=body)
     assert r.status_code == 400
     assert message in r.json()["error"]["message"]
-
-
-def test_an_answer_a_child_found_but_the_root_lost_is_named():
-    """The root's text after the join is cut: its verdict fails, and the child that solved it is named."""
-    import random
-
-    from apr.cli.solve import recount
-    from apr.countdown.search import AprSettings, apr_search
-    from apr.serve.countdown import judge
-
-    nums, target = [22, 26, 31, 53], 27
-    tree = apr_search(nums, target, AprSettings(beam_size=3, sub_beam_size=6), random.Random(0))
-    problem = check_problem(nums, target)
-    assert judge(problem, tree).verdict.ok and judge(problem, tree).lost_at_join is None
-    solver = next(t.id for t in tree.walk() if t is not tree and "Goal Reached" in t.context())
-    tree.spans[-1].text = "No solution found.\n"
-    recount(tree, len)  # characters for tokens: to_dict reports metrics
-    lost = judge(problem, tree)
-    assert not lost.verdict.ok and lost.lost_at_join == solver and lost.to_dict()["lost_at_join"] == solver

@@ -1,4 +1,4 @@
-"""One Countdown problem through the fork-join runtime, for ``POST /v1/apr/solve`` and ``apr solve``.
+"""One Countdown problem through the fork-join runtime: what ``apr solve`` and ``POST /v1/apr/solve`` run.
 
 The problem is checked against the task's ranges before any model runs. The root thread's final
 answer is judged by the strict verifier against the original problem, so a failure comes with its
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from apr import grammar as g
-from apr.countdown.task import Problem, ProblemSpec, Verdict, is_solvable, make_problem, solving_child, verify_trace
+from apr.countdown.problems import Problem, ProblemSpec, make_problem
+from apr.countdown.rules import is_solvable
+from apr.countdown.verifier import Verdict, solving_child, verify_trace
 from apr.runtime.backend import Backend
 from apr.runtime.metrics import runtime_metrics
 from apr.runtime.orchestrator import SolveConfig, asolve
