@@ -89,8 +89,8 @@ def device_option() -> Any:
 
 def dtype_option(default: str | None = None, *aliases: str) -> Any:
     """The embedded engine's weights (``--precision`` is a training run's autocast)."""
-    return typer.Option(default, "--dtype", *aliases, help="Embedded engine weights: fp32, or bf16 (faster on CPUs "
-                        "with AMX/AVX512-BF16)." + ("" if default else " [default: fp32]"))
+    return typer.Option(default, "--dtype", *aliases, help="Embedded engine weights: fp32, or bf16 (for GPUs and CPUs "
+                        "with AMX; elsewhere attention then runs in fp32)." + ("" if default else " [default: fp32]"))
 
 
 def max_slots_option(default: int = 32) -> Any:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from apr.cli.common import cpu_threads_option, device_option, fail_cleanly, max_slots_option
+from apr.cli.common import Precision, cpu_threads_option, device_option, dtype_option, fail_cleanly, max_slots_option
 from apr.serve.guard import ServePolicy
 from apr.serve.loading import DEFAULT_MODEL, load_backend, resolve_model
 
@@ -29,6 +29,7 @@ def serve(
     served_model_name: str = typer.Option("apr", help="Model name in /v1/models and requests."),
     cpu_threads: Optional[int] = cpu_threads_option(),
     device: str = device_option(),
+    dtype: Precision = dtype_option("fp32"),
     api_key: Optional[str] = typer.Option(None, envvar="APR_API_KEY", help="Require 'Authorization: Bearer KEY' "
                                           "on /v1 routes (as vLLM's --api-key)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Serve only requests whose Host header is "
@@ -53,7 +54,7 @@ def serve(
     from apr.models.trained_range import trained_range
 
     path = resolve_model(model)
-    backend = load_backend(path, max_slots, cpu_threads, device, max_step_tokens)
+    backend = load_backend(path, max_slots, cpu_threads, device, max_step_tokens, dtype.value)
     console.print(f"serving [bold]{served_model_name}[/] ({path}, context {backend.context_length}, {max_slots} slots) "
                   f"on http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
     app = create_app(backend, served_model_name, policy=policy, trained=trained_range(path))

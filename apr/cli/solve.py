@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from apr.cli.common import (backend_url_option, context_length_option, cpu_threads_option, device_option, fail_cleanly,
-                            max_slots_option, served_model_name_option)
+from apr.cli.common import (Precision, backend_url_option, context_length_option, cpu_threads_option, device_option,
+                            dtype_option, fail_cleanly, max_slots_option, served_model_name_option)
 from apr.countdown.task import Problem, SolveResult, check_problem, judge, solve_problem, verify_countdown
 from apr.grammar import answer_path
 from apr.runtime.backend import Backend, SamplingParams
@@ -74,6 +74,7 @@ def solve(
     max_slots: int = max_slots_option(),
     cpu_threads: Optional[int] = cpu_threads_option(),
     device: str = device_option(),
+    dtype: Precision = dtype_option("fp32"),
     show_text: bool = typer.Option(False, help="Print every thread's text in the tree."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result and thread tree as JSON here."),
     html_path: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML view of the tree here."),
@@ -95,7 +96,7 @@ def solve(
         result = judge(problem, tree)
     else:
         backend, source, count = _backend(problem, model, backend_url, served_model_name, max_slots, cpu_threads,
-                                          context_length, device)
+                                          context_length, device, dtype.value)
         result = asyncio.run(_run(problem, backend, _config(temperature, seed, limits), sub_call_budget))
     _report(result, source, count, show_text)
     _write_outputs(result, source, count, json_path, html_path)
@@ -113,8 +114,8 @@ def _bundled_counter() -> TokenCounter:
 
 
 def _backend(problem: Problem, model: Path | None, url: str | None, name: str | None, max_slots: int,
-             cpu_threads: int | None, context_length: int | None = None,
-             device: str = "auto") -> tuple[Backend, str, TokenCounter]:
+             cpu_threads: int | None, context_length: int | None = None, device: str = "auto",
+             dtype: str = "fp32") -> tuple[Backend, str, TokenCounter]:
     """The embedded engine over ``model`` (default: the bundled one), or a client of the server at ``url``
     (llama-server's native API, else OpenAI-compatible) with the bundled tokenizer.
 
@@ -131,7 +132,7 @@ def _backend(problem: Problem, model: Path | None, url: str | None, name: str | 
 
     path = resolve_model(model)
     check_in_range(path, problem.nums, problem.target)
-    backend = load_backend(path, max_slots, cpu_threads, device)
+    backend = load_backend(path, max_slots, cpu_threads, device, dtype=dtype)
     return backend, f"{path} (embedded engine, {backend.engine.device})", backend.count_tokens
 
 

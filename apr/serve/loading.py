@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apr.precision import Precision
+
 if TYPE_CHECKING:
     from apr.runtime.embedded import EmbeddedBackend
 
@@ -38,15 +40,18 @@ def _checkpoint(path: Path) -> Path | None:
 
 
 def load_backend(path: Path, max_slots: int, threads: int | None = None, device: str = "auto",
-                 max_step_tokens: int | None = None) -> EmbeddedBackend:
-    """The checkpoint on ``device`` (``apr.runtime.device``), with its own tokenizer if it ships one;
-    ``max_step_tokens``: the engine's token budget per step (long prompts prefill in chunks).
+                 max_step_tokens: int | None = None, dtype: Precision = "fp32") -> EmbeddedBackend:
+    """The checkpoint on ``device`` (``apr.runtime.device``) with weights in ``dtype``, with its own
+    tokenizer if it ships one; ``max_step_tokens``: the engine's token budget per step (long prompts
+    prefill in chunks).
 
     ``threads`` sets torch's CPU threads for the process; None: the default of ``apr.runtime.cpu``
     (the cores not busy with other work).
     """
+    from apr.precision import torch_dtype
     from apr.runtime.cpu import set_cpu_threads
     from apr.runtime.embedded import EmbeddedBackend  # torch loads only once a model is really needed
 
     set_cpu_threads(threads)
-    return EmbeddedBackend.from_checkpoint(path, max_slots=max_slots, device=device, max_step_tokens=max_step_tokens)
+    return EmbeddedBackend.from_checkpoint(path, max_slots=max_slots, device=device, max_step_tokens=max_step_tokens,
+                                           dtype=torch_dtype(dtype))
