@@ -136,7 +136,12 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
     device = resolve_device(c.device)  # before anything loads: a missing GPU fails fast
     out = Path(c.out)
     if c.resume and (out / ckpt.FINAL).exists():
-        return out / ckpt.FINAL
+        done = ckpt.read_meta(out / ckpt.FINAL)
+        if done["step"] >= c.steps or (c.max_minutes and done["elapsed_s"] >= c.max_minutes * 60):
+            print(f"{out / ckpt.FINAL} exists: the run finished at step {done['step']}; pass a larger --max-steps "
+                  "(or --max-minutes) with --resume to train it further")
+            return out / ckpt.FINAL
+        # The learning rate is constant, so a finished run goes on from its last checkpoint as if never stopped.
     tokenizer, train_set, val_set = _load_inputs(c)
     settings = run_settings(c)
     resume_path, state = ckpt.resume_point(out, c.resume, settings, OLD_NAMES)
@@ -215,7 +220,7 @@ def train_grpo(config: GRPOConfig, on_step: Callable[[int, PreTrainedModel], Non
         if val_set and (step % c.val_every == 0 or finished):
             rollouts.sync(policy)
             validate()
-        if step % c.save_every == 0 and not finished:
+        if step % c.save_every == 0 or finished:  # the last one too: --resume with more steps goes on from it
             save(ckpt.checkpoint_dir(out, step), with_state=True)
         if on_step is not None:
             on_step(step, policy)

@@ -83,6 +83,18 @@ def test_grpo_trains_writes_checkpoints_and_metrics_and_resumes_exactly(config, 
     assert train_grpo(config(out=str(cut), resume=True)) == resumed  # already finished
 
 
+def test_a_finished_run_resumed_with_more_steps_trains_on_as_if_never_stopped(config, tmp_path, capsys):
+    full = train_grpo(config(out=str(tmp_path / "full"), steps=3, val_problems=None))
+    short = train_grpo(config(out=str(tmp_path / "short"), steps=1, save_every=5, val_problems=None))
+    assert train_grpo(config(out=str(tmp_path / "short"), steps=1, save_every=5, val_problems=None,
+                             resume=True)) == short
+    assert "pass a larger --max-steps" in capsys.readouterr().out
+    longer = train_grpo(config(out=str(tmp_path / "short"), steps=3, save_every=5, val_problems=None, resume=True))
+    a, b = load_file(full / "model.safetensors"), load_file(longer / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise: the same three steps
+    assert [r["step"] for r in records(tmp_path / "short")] == [1, 2, 3]
+
+
 def test_join_groups_add_their_samples_to_the_same_rollout_batch(config, tmp_path):
     plain = config(out=str(tmp_path / "plain"), steps=1, val_problems=None)
     train_grpo(plain)
