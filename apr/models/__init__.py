@@ -1,9 +1,23 @@
-"""Model presets (Llama architecture) and checkpoint loading."""
+"""Model presets (Llama architecture) and checkpoint loading.
 
-from apr.models.loading import build_model, check_tokenizer, load_model
-from apr.models.presets import PRESETS, ModelConfigError, Preset, get_preset, model_config, non_embedding_parameters
+The names load on first use: ``apr.models.trained_range`` (plain JSON) is read before a problem is
+refused, and must not wait seconds for torch and transformers to import.
+"""
 
-__all__ = [
-    "PRESETS", "ModelConfigError", "Preset", "build_model", "check_tokenizer", "get_preset", "load_model",
-    "model_config", "non_embedding_parameters",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOME = {
+    "build_model": "loading", "check_tokenizer": "loading", "load_model": "loading",
+    "PRESETS": "presets", "ModelConfigError": "presets", "Preset": "presets", "get_preset": "presets",
+    "model_config": "presets", "non_embedding_parameters": "presets",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'apr.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"apr.models.{_HOME[name]}"), name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -43,3 +45,10 @@ def test_a_checkpoint_without_a_record_is_not_checked(tmp_path):
     (tmp_path / "apr_train.json").write_text("{not json")
     assert trained_range(tmp_path) is None
     check_in_range(tmp_path, [1, 2, 3, 4, 5], 1000)
+
+
+def test_checking_the_range_imports_neither_torch_nor_transformers():
+    """A problem outside the range is refused at once, not after seconds of imports."""
+    code = "import sys, apr.models.trained_range; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
