@@ -13,14 +13,28 @@ from tests.loopback import Loopback
 SPAWN_END = "<End Calling Sub Searches>"
 
 
-def fake_server(trim_stop: bool, seen: list) -> FastAPI:
-    """Answers from the prompt: '...spawn' stops at a spawn block, '...long' runs out of tokens."""
+def completions_server(seen: list, reply) -> FastAPI:
+    """A ``/v1/completions`` server that records each request body and answers ``reply(body)``:
+    a JSONResponse, or ``(choice, usage)`` wrapped in OpenAI's completion object."""
     app = FastAPI()
 
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await request.json()
         seen.append(body)
+        answer = reply(body)
+        if isinstance(answer, JSONResponse):
+            return answer
+        choice, usage = answer
+        return {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, **choice}], "usage": usage}
+
+    return app
+
+
+def fake_server(trim_stop: bool, seen: list) -> FastAPI:
+    """Answers from the prompt: '...spawn' stops at a spawn block, '...long' runs out of tokens."""
+    def reply(body):
         prompt = body["prompt"]
         if "boom" in prompt:
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
@@ -32,14 +46,13 @@ def fake_server(trim_stop: bool, seen: list) -> FastAPI:
             text, reason, stop_reason = "x" * body["max_tokens"], "length", None
         else:
             text, reason, stop_reason = "\n27,27 equal: Goal Reached\n", "stop", None  # EOS
-        choice = {"index": 0, "text": text, "finish_reason": reason, "stop_reason": stop_reason,
-                  "logprobs": {"token_logprobs": [-0.5] * 3, "tokens": ["a", "b", "c"], "text_offset": [0, 1, 2],
-                               "top_logprobs": None} if body.get("logprobs") else None}
-        return {"id": "c", "object": "text_completion", "created": 0, "model": body["model"], "choices": [choice],
-                "usage": {"prompt_tokens": len(prompt), "completion_tokens": len(text), "total_tokens": 0,
-                          "prompt_tokens_details": {"cached_tokens": 7}}}
+        logprobs = {"token_logprobs": [-0.5] * 3, "tokens": ["a", "b", "c"], "text_offset": [0, 1, 2],
+                    "top_logprobs": None} if body.get("logprobs") else None
+        return ({"text": text, "finish_reason": reason, "stop_reason": stop_reason, "logprobs": logprobs},
+                {"prompt_tokens": len(prompt), "completion_tokens": len(text), "total_tokens": 0,
+                 "prompt_tokens_details": {"cached_tokens": 7}})
 
-    return app
+    return completions_server(seen, reply)
 
 
 @pytest.mark.parametrize("trim_stop", [False, True])
@@ -85,12 +98,7 @@ def test_refuses_tempered_log_probs_it_cannot_return():
 def llama_cpp_python_server(seen: list) -> FastAPI:
     """Answers as llama-cpp-python does: the stop string trimmed, no ``stop_reason``, the trimmed stop
     counted in ``completion_tokens`` but EOS not; '...ambiguous' counts tokens no stop string has."""
-    app = FastAPI()
-
-    @app.post("/v1/completions")
-    async def completions(request: Request):
-        body = await request.json()
-        seen.append(body)
+    def reply(body):
         prompt = body["prompt"]
         if prompt.endswith("spawn"):
             text, counted = "\n<Calling Sub Searches>\n", len("\n<Calling Sub Searches>\n" + SPAWN_END)
@@ -98,11 +106,10 @@ def llama_cpp_python_server(seen: list) -> FastAPI:
             text, counted = "\nabc", 11
         else:
             text, counted = "\n27,27 equal: Goal Reached\n", len("\n27,27 equal: Goal Reached\n")
-        return {"id": "c", "object": "text_completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": len(prompt), "completion_tokens": counted, "total_tokens": 0}}
+        return ({"text": text, "finish_reason": "stop", "logprobs": None},
+                {"prompt_tokens": len(prompt), "completion_tokens": counted, "total_tokens": 0})
 
-    return app
+    return completions_server(seen, reply)
 
 
 def test_a_stop_string_trimmed_without_a_name_is_restored_from_the_token_count():
