@@ -28,6 +28,7 @@ from apr.countdown.problems import ProblemSpec, draw_candidate
 from apr.countdown.search import AprSettings, apr_search, mult_heuristic, sosp
 from apr.data.generate import TraceSettings, generate_traces
 from apr.data.io import write_rows
+from apr.runtime.cpu import cpu_model
 
 REFERENCE_PER_CORE = {"sosp": 2050.0, "apr": 730.0}  # measured on this machine, 1 core
 
@@ -91,7 +92,8 @@ def main() -> None:
 
     problems = [draw_candidate(ProblemSpec(), 0, "bench", i) for i in range(args.problems)]
     mult_heuristic([1], 100)  # warm the module before timing
-    print(f"{args.problems} problems, 4 numbers in 1..99, paper settings; best of {args.repeats}\n")
+    print(f"{cpu_model()} · one process (pure Python, no torch threads) · {args.problems} problems, 4 numbers in "
+          f"1..99, paper settings; best of {args.repeats}\n")
     print(f"{'format':<7}{'ours search /s/core':>21}{'reference /s/core':>19}{'ratio':>8}   baseline")
     for fmt in ("sosp", "apr"):
         ours = time_ours(fmt, problems, args.repeats)
