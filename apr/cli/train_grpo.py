@@ -59,6 +59,8 @@ def grpo(
     length_penalty: float = typer.Option(_default(Rewards, "length_penalty"), help="Reward cost per 1,000 decoded tokens."),
     sub_call_budget: Optional[int] = typer.Option(None, help="Prefix root prompts with 'Sub Call Budget: N '."),
     max_children: int = typer.Option(_default(Limits, "max_children"), help="Children run per spawn."),
+    max_depth: int = typer.Option(_default(Limits, "max_depth"), min=0, help="Spawn nesting in rollouts and "
+                                  "validation (1: only the root spawns; 2 for models trained on depth-2 trees)."),
     max_total_tokens: int = typer.Option(_default(Limits, "max_total_tokens"), help="Decoded tokens per episode."),
     max_tokens: int = typer.Option(_default(GRPOConfig, "max_tokens"), help="Decoded tokens per LM call."),
     server_url: Optional[str] = backend_url_option("the embedded engine for rollouts (SGLang: weights synced in "

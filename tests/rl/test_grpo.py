@@ -132,6 +132,23 @@ def test_cli_rejects_bad_input_in_one_line(config, tmp_path, flags, message):
     assert message in " ".join(result.output.replace("│", " ").split()) and "Traceback" not in result.output
 
 
+def test_cli_flags_reach_the_config_by_name(config, tmp_path, monkeypatch):
+    """Every flag lands in its GRPOConfig field (nested Limits and Rewards included), the TRL names too."""
+    seen = {}
+    monkeypatch.setattr("apr.rl.grpo.train_grpo", lambda c: seen.setdefault("config", c) and tmp_path)
+    c = config()
+    _register()
+    result = CliRunner().invoke(app, ["train", "grpo", "--init-from", c.init_from, "--problems", c.problems,
+                                      "--out", str(tmp_path / "x"), "--max-depth", "2", "--max-children", "6",
+                                      "--num-generations", "3", "--beta", "0.02", "--epsilon", "0.3",
+                                      "--efficiency", "0.5", "--dtype", "fp32", "--max-steps", "7"])
+    assert result.exit_code == 0, result.output
+    got = seen["config"]
+    assert (got.limits.max_depth, got.limits.max_children, got.num_generations, got.beta, got.epsilon) == (2, 6, 3, 0.02, 0.3)
+    assert (got.rewards.efficiency, got.rollout_dtype, got.steps, got.backend) == (0.5, "fp32", 7, "embedded")
+    assert got.init_from == c.init_from and isinstance(got.out, str)
+
+
 def test_server_rollouts_reload_the_policy_from_disk(sharp_model, tok, tmp_path):
     """SGLang's reload endpoint gets the folder the policy was just written to."""
     seen = []
