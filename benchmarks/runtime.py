@@ -37,7 +37,6 @@ from apr.countdown.search import AprSettings, apr_search
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.cpu import cpu_model
 from apr.runtime.embedded import EmbeddedBackend
-from apr.runtime.kv_cache import default_kv_dtype
 from apr.runtime.sequential import SequentialBackend
 from apr.tokenizer import load_tokenizer
 
@@ -182,13 +181,15 @@ def main() -> None:
                   asyncio.run(join_once(systems["re-prefill"], parent, block))) for _ in range(7)]
         joins[label] = (Timing(statistics.median(a.wall for a, _ in pairs), statistics.median(a.cpu for a, _ in pairs)),
                         Timing(statistics.median(b.wall for _, b in pairs), statistics.median(b.cpu for _, b in pairs)))
-    report(args, tok, plan, parent, join, short, res, joins, runs["embedded"][0])
+    report(args, tok, plan, parent, join, short, res, joins, runs["embedded"][0],
+           systems["embedded"].engine.cache.dtype)
 
 
-def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: dict, joins: dict, tree_run: dict) -> None:
+def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: dict, joins: dict, tree_run: dict,
+           kv_dtype: torch.dtype) -> None:
     emb, seq, pre = res["embedded"], res["sequential"], res["re-prefill"]
     n = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
-    kv = str(default_kv_dtype(torch.bfloat16, torch.device("cpu"))).removeprefix("torch.")
+    kv = str(kv_dtype).removeprefix("torch.")
     print(f"{cpu_model()} · model: Llama hidden {args.hidden}, {args.layers} layers, bf16 (attention in {kv}), "
           f"{torch.get_num_threads()} thread(s); "
           f"tree: parent {args.parent} tok, 8 children x {args.child} tok, join {n(join)} tok, after {args.after} tok, "

@@ -72,12 +72,11 @@ def sft(
     device: str = device_option(),
 ) -> None:
     """Train a Llama model from scratch on SFT rows (BOS + prompt + completion + EOS)."""
-    from apr.train.config import SFTConfig
     from apr.train.sft import train_sft
 
     if truncate and drop_long:
         raise ValueError("--truncate and --drop-long exclude each other")
-    config = settings_from(SFTConfig, locals(), long_policy="truncate" if truncate else "drop" if drop_long else "error")
+    config = settings_from(sft_config.SFTConfig, locals(), long_policy="truncate" if truncate else "drop" if drop_long else "error")
     set_cpu_threads(cpu_threads)
     path = train_sft(config)
     if os.environ.get("RANK", "0") == "0":  # one line per run, not per process

@@ -95,7 +95,7 @@ def join_sequences(states: list[JoinState], samples: list[list[Generation]], pro
     correct = total = trained = 0
     for state, gens in zip(states, samples):
         problem = problems[state.episode]
-        rewards = [float(verify_trace(state.prompt + g.text, list(problem.nums), problem.target).ok) for g in gens]
+        rewards = [float(verify_trace(state.prompt + gen.text, list(problem.nums), problem.target).ok) for gen in gens]
         correct, total = correct + int(sum(rewards)), total + len(gens)
         if any(gen.finish_reason == "stop" for gen in gens) or len(set(rewards)) < 2:
             continue  # a new spawn cannot be scored alone; equal rewards carry no policy gradient

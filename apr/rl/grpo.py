@@ -41,10 +41,10 @@ from apr.rl.loss import grpo_loss, make_micro_batch, token_logprobs
 from apr.rl.rewards import episode_reward
 from apr.eval.metrics import summarise
 from apr.rl.rollout import EmbeddedRollouts, Rollouts, ServerRollouts, solve_config
+from apr.runtime.device import resolve_device
 from apr.tokenizer import load_tokenizer
 from apr.train import checkpoint as ckpt
 from apr.train.batching import plan_epoch
-from apr.runtime.device import resolve_device
 from apr.train.metrics import MetricsLog, save_run_config
 
 

@@ -16,26 +16,25 @@ import time
 from pathlib import Path
 
 
-def cpu_model() -> str:
-    """The CPU's model name (what benchmarks print beside their numbers)."""
+def _cpuinfo(field: str) -> str | None:
+    """The first CPU's ``field`` in Linux's /proc/cpuinfo; None elsewhere."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what benchmarks print beside their numbers)."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags as Linux reports them (empty elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    return frozenset((_cpuinfo("flags") or "").split())
 
 
 LOADAVG = Path("/proc/loadavg")

@@ -168,13 +168,14 @@ class EmbeddedBackend:
             change()
 
     async def _step(self) -> list[Sequence]:
-        if self.off_loop_tokens is None or self.engine.step_tokens() < self.off_loop_tokens:
-            return self.engine.step()
+        batch = self.engine.schedule()
+        if self.off_loop_tokens is None or sum(seq.n_feed for seq in batch) < self.off_loop_tokens:
+            return self.engine.step(batch)
         if self._stepper is None:  # torch's thread count is per thread: the worker takes this one's
             self._stepper = ThreadPoolExecutor(1, "apr-engine", torch.set_num_threads, (torch.get_num_threads(),))
         self._stepping = True
         self._step_done.clear()
-        step = self._stepper.submit(self.engine.step)
+        step = self._stepper.submit(self.engine.step, batch)
         try:
             return await asyncio.wrap_future(step)
         finally:

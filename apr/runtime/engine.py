@@ -131,10 +131,6 @@ class Engine:
     def has_work(self) -> bool:
         return bool(self._running)
 
-    def step_tokens(self) -> int:
-        """How many tokens the next step feeds through the model."""
-        return sum(seq.n_feed for seq in self._schedule())
-
     def slots_in_use(self) -> int:
         """Cache rows held by a sequence, running or paused."""
         return self.cache.slots_in_use()
@@ -144,14 +140,16 @@ class Engine:
             raise RuntimeError(f"sequence {seq.id} is running; wait for its call to finish or cancel it")
 
     # -- the step ----------------------------------------------------------------------------
-    def step(self) -> list[Sequence]:
-        """Advance every running sequence by one token; return the sequences whose call ended.
+    def step(self, active: list[Sequence] | None = None) -> list[Sequence]:
+        """Advance the scheduled sequences by one step; return those whose call ended.
 
-        A failure inside the step is charged to the sequences that cause it, so that one caller's
-        call cannot end everyone's: the batch is re-run one sequence at a time, and each sequence
-        that fails on its own finishes with ``error`` (the exception in ``seq.error``).
+        ``active``: what ``schedule()`` just returned, for a caller that looked at it first (how many
+        tokens it feeds); otherwise the step schedules itself. A failure inside the step is charged
+        to the sequences that cause it, so that one caller's call cannot end everyone's: the batch is
+        re-run one sequence at a time, and each sequence that fails on its own finishes with
+        ``error`` (the exception in ``seq.error``).
         """
-        active = self._schedule()
+        active = self.schedule() if active is None else active
         try:
             return self._step(active)
         except Exception:
@@ -166,14 +164,14 @@ class Engine:
                     done.append(seq)
             return done
 
-    def _schedule(self) -> list[Sequence]:
+    def schedule(self) -> list[Sequence]:
         """This step's sequences, each with ``n_feed`` set: a decoder feeds its one token, a prefill
         all its tokens or, under ``max_step_tokens``, a chunk of what the decoders leave (at least a
         quarter of the budget, so a prompt always advances); a long prompt then spans several steps
         and the decoders beside it keep their pace."""
         active = self._running[: self.max_slots]
-        decoders = [seq for seq in active if seq.n_pending == 1]
-        left = None if self.max_step_tokens is None else max(self.max_step_tokens - len(decoders),
+        n_decoders = sum(seq.n_pending == 1 for seq in active)
+        left = None if self.max_step_tokens is None else max(self.max_step_tokens - n_decoders,
                                                               self.max_step_tokens // 4)
         chosen = []
         for seq in active:

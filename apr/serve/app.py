@@ -2,8 +2,9 @@
 
 Every route runs on the event loop that drives the shared ``EmbeddedBackend``, so all requests in
 flight, completions and solve threads alike, decode in the same engine batch; a step with a long
-prefill runs on a worker thread, so ``/health`` and new requests are answered meanwhile. A request whose client
-disconnects is cancelled, which frees its engine sequences at once instead of decoding for nobody.
+prefill runs on a worker thread, so ``/health`` and new requests are answered meanwhile. A request
+whose client disconnects is cancelled, which frees its engine sequences at once instead of decoding
+for nobody.
 One request's failure stays its own: bad values are refused before they reach the engine, and
 an engine failure is charged to the sequence that caused it (``Engine.step``).
 """

@@ -240,9 +240,10 @@ def test_a_token_budget_prefills_long_prompts_in_chunks_and_changes_no_token(mod
     late = [engine.add(p, SamplingParams(max_tokens=12)) for p in ps[2:]]
     fed = []
     while engine.has_work():
-        fed.append(engine.step_tokens())
+        batch = engine.schedule()
+        fed.append(sum(s.n_feed for s in batch))
         before = {s.id: len(s.out_ids) for s in early if s.running}
-        engine.step()
+        engine.step(batch)
         assert all(len(s.out_ids) == before[s.id] + 1 for s in early if s.id in before)
     assert max(fed) <= 16 and fed.count(16) >= 3  # the 70- and 41-token prompts took several full steps
     for seq, p in zip(early + late, ps):

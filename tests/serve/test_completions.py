@@ -89,7 +89,7 @@ def test_concurrent_requests_decode_in_one_batch(served, monkeypatch):
     engine = served.backend.engine
     steps = []
     step = engine.step
-    monkeypatch.setattr(engine, "step", lambda: steps.append(1) or step())
+    monkeypatch.setattr(engine, "step", lambda *batch: steps.append(1) or step(*batch))
     prompts = [f"Current State: {10 + i}:[{i + 1}, 7, 13, 2], Operations: []" for i in range(8)]
 
     async def all_at_once():
