@@ -3,6 +3,7 @@
     python scripts/compare_evals.py runs/ev_sft runs/ev_grpo
     python scripts/compare_evals.py runs/ev_sft,runs/ev_sft_more runs/ev_grpo,runs/ev_grpo_more --setting apr-t0
     python scripts/compare_evals.py runs/ev_sft_subset runs/ev_grpo_all --common
+    python scripts/compare_evals.py runs/ev runs/ev --setting sosp-t0 --setting-b apr-d2-t0   # SoS+ vs APR, one run
 
 Each side is one `apr eval --out` folder, or several joined by commas (their problems are pooled).
 The verdict per problem is its first sample's (greedy runs draw one). Prints both accuracies, the
@@ -49,10 +50,12 @@ def main() -> None:
     parser.add_argument("a", help="eval folder(s) of the baseline")
     parser.add_argument("b", help="eval folder(s) of the candidate")
     parser.add_argument("--setting", default="apr-t0", help="the setting to compare (a samples/*.jsonl name)")
+    parser.add_argument("--setting-b", help="B's setting when it differs from A's (e.g. APR against SoS+)")
     parser.add_argument("--common", action="store_true",
                         help="compare only the problems both sides hold (e.g. a subset's run against a full one)")
     args = parser.parse_args()
-    a, b = load(args.a, args.setting), load(args.b, args.setting)
+    setting_b = args.setting_b or args.setting
+    a, b = load(args.a, args.setting), load(args.b, setting_b)
     if args.common:
         shared = a.keys() & b.keys()
         if not shared:
@@ -64,7 +67,8 @@ def main() -> None:
         raise SystemExit(str(e)) from None
     print("| | problems | A solves | B solves | B - A | paired SE | only A | only B | sign test p |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {args.setting} | {c.n} | {c.correct_a} ({c.correct_a / c.n:.1%}) | {c.correct_b} ({c.correct_b / c.n:.1%}) | "
+    label = args.setting if setting_b == args.setting else f"{args.setting} vs {setting_b}"
+    print(f"| {label} | {c.n} | {c.correct_a} ({c.correct_a / c.n:.1%}) | {c.correct_b} ({c.correct_b / c.n:.1%}) | "
           f"{c.difference * 100:+.1f} pts | {c.standard_error * 100:.1f} pts | {c.only_a} | {c.only_b} | {c.p_value:.3f} |")
     print(f"\nA: {shape(a)}\nB: {shape(b)}")
 
