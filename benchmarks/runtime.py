@@ -17,6 +17,7 @@ block and are dropped at the join, the 8 children decode concurrently, the paren
 
     python benchmarks/runtime.py                 # ~2 minutes on a quiet machine, 10+ on a loaded one
     python benchmarks/runtime.py --child 128     # quicker
+    python benchmarks/runtime.py --preset paper --device cuda   # the paper's 228M model on a GPU (read wall times)
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from apr.countdown.search import AprSettings, apr_search
+from apr.models.presets import PRESETS, model_config
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.cpu import cpu_model
+from apr.runtime.device import resolve_device
 from apr.runtime.embedded import EmbeddedBackend
 from apr.runtime.sequential import SequentialBackend
 from apr.tokenizer import load_tokenizer
@@ -69,11 +72,15 @@ def eight_child_demo() -> tuple[str, list[str], str]:
     raise RuntimeError("no demonstration with an 8-child spawn")
 
 
-def benchmark_model(tok, hidden: int, layers: int) -> LlamaForCausalLM:
+def benchmark_model(tok, hidden: int, layers: int, preset: str | None = None) -> LlamaForCausalLM:
+    """A random bf16 Llama: a named preset's shape, or ``hidden`` x ``layers`` with 64-wide heads."""
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 11 // 4,
-                      num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
-                      max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    if preset:
+        cfg = model_config(preset, tok, context_length=2048)
+    else:
+        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 11 // 4,
+                          num_hidden_layers=layers, num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64,
+                          max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     model = LlamaForCausalLM(cfg).eval()
     for p in model.parameters():  # parameters only: RoPE's inv_freq stays fp32, as from_pretrained keeps it
         p.data = p.data.to(torch.bfloat16)
@@ -144,6 +151,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a model preset's shape instead of --hidden/--layers")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--parent", type=int, default=400, help="tokens the parent decodes before its spawn")
     parser.add_argument("--child", type=int, default=256, help="tokens each of the 8 children decodes")
     parser.add_argument("--after", type=int, default=64, help="tokens the parent decodes after the join")
@@ -155,7 +164,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.cpu_threads)
     tok = load_tokenizer()
-    model = benchmark_model(tok, args.hidden, args.layers)
+    device = resolve_device(args.device)
+    model = benchmark_model(tok, args.hidden, args.layers, args.preset).to(device)
     prompt, child_prompts, join = eight_child_demo()
     plan = TreePlan(prompt, child_prompts, join, args.parent, args.child, args.after)
     systems = {
@@ -181,16 +191,19 @@ def main() -> None:
                   asyncio.run(join_once(systems["re-prefill"], parent, block))) for _ in range(7)]
         joins[label] = (Timing(statistics.median(a.wall for a, _ in pairs), statistics.median(a.cpu for a, _ in pairs)),
                         Timing(statistics.median(b.wall for _, b in pairs), statistics.median(b.cpu for _, b in pairs)))
+    cfg = model.config
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    shape = f"{args.preset + ' preset, ' if args.preset else ''}hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers"
     report(args, tok, plan, parent, join, short, res, joins, runs["embedded"][0],
-           systems["embedded"].engine.cache.dtype)
+           systems["embedded"].engine.cache.dtype, f"{where} · model: Llama {shape}")
 
 
 def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: dict, joins: dict, tree_run: dict,
-           kv_dtype: torch.dtype) -> None:
+           kv_dtype: torch.dtype, machine: str) -> None:
     emb, seq, pre = res["embedded"], res["sequential"], res["re-prefill"]
     n = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
     kv = str(kv_dtype).removeprefix("torch.")
-    print(f"{cpu_model()} · model: Llama hidden {args.hidden}, {args.layers} layers, bf16 (attention in {kv}), "
+    print(f"{machine}, bf16 (attention in {kv}), "
           f"{torch.get_num_threads()} thread(s); "
           f"tree: parent {args.parent} tok, 8 children x {args.child} tok, join {n(join)} tok, after {args.after} tok, "
           f"critical path {plan.critical_path} tok; best of {args.rounds} interleaved rounds; "

@@ -42,9 +42,10 @@ class SequentialBackend:
             sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p,
                             top_k=params.top_k or len(self.codec.token_bytes))
         start = time.perf_counter()
+        dev = self.model.device
         with torch.inference_mode():
             out = self.model.generate(
-                torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                torch.tensor([ids], device=dev), attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=dev),
                 max_new_tokens=room, eos_token_id=self.codec.eos_token_id, pad_token_id=self.codec.eos_token_id,
                 stopping_criteria=[stop], logits_processor=[clock], return_dict_in_generate=True,
                 output_logits=params.logprobs, **({"do_sample": False} | sampling))
@@ -83,7 +84,7 @@ class _StopOnText(StoppingCriteria):
             if tok != self.codec.eos_token_id:
                 self.stream.push(self.codec.token_bytes[tok])
         self.seen = input_ids.shape[1]
-        return torch.tensor([self.stream.stopped])
+        return torch.tensor([self.stream.stopped], device=input_ids.device)
 
 
 class _FirstLogits(LogitsProcessor):
