@@ -92,8 +92,9 @@ def sft(
     out: Path = typer.Option(..., "--out", "-o", help="Output .jsonl or .parquet."),
     condition: Condition = typer.Option(Condition.none, help="Budget prefix: none, sub-calls (APR) or tokens (SoS+)."),
     only_solved: bool = typer.Option(False, help="Keep only demonstrations that reach the target."),
-    segments: Segments = typer.Option(Segments.all, help="all, or root-last: only the root's segment after its last join "
-                                             "(the answer it rebuilds from its children), for a second SFT phase."),
+    segments: Segments = typer.Option(Segments.all, help="all; root-last: only the root's segment after its last join "
+                                             "(the answer it rebuilds from its children), for a second SFT phase; "
+                                             "joined-last: that segment of every thread that joins (nested spawns)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer folder for token budgets (default: bundled)."),
 ) -> None:
     """One example per thread segment, with the prompt/completion boundary for loss masking."""

@@ -20,7 +20,9 @@ Condition = Literal["none", "sub-calls", "tokens"]
 # "root-last": only the root's last segment when it follows a join. Its prompt holds the root's
 # search and the join block, its completion the answer path the root rebuilds from the children:
 # the step most APR failures come from, and ~1 row per problem in "all" (docs/training.md).
-Segments = Literal["all", "root-last"]
+# "joined-last": the same for every thread that joins, so a child that spawned grandchildren also
+# learns to pass their answer up (with nested spawns an answer is rewritten once per level).
+Segments = Literal["all", "root-last", "joined-last"]
 TOKEN_BUDGET_STEP = 512
 MAX_TOKEN_BUDGET = 4096
 MAX_SUB_CALL_BUDGET = 10
@@ -63,8 +65,8 @@ def sft_rows(trace_row: dict[str, Any], condition: Condition = "none",
     rows = []
     for thread in root.walk():
         segs = thread.segments()
-        if segments == "root-last":
-            if thread is not root or len(segs) < 2:
+        if segments != "all":
+            if len(segs) < 2 or (segments == "root-last" and thread is not root):
                 continue
             segs = segs[-1:]
         for seg in segs:

@@ -184,6 +184,28 @@ def test_root_last_segments_keep_only_the_answer_after_the_join(problems_dir, tm
     assert all("<Sub Searches>" in r["prompt"] and "<Calling Sub Searches>" not in r["prompt"] for r in last)
 
 
+def test_joined_last_segments_keep_every_threads_answer_after_its_join(problems_dir, tmp_path):
+    traces = tmp_path / "apr.jsonl"
+    generate_traces(problems_dir / "train.jsonl", traces, TraceSettings("apr", max_depth=2, p_spawn=1.0, min_beam=4, max_beam=4,
+                                                                        max_sub_beam=4, order="canonical"),
+                    seed=0, limit=20)
+    export_sft(traces, tmp_path / "all.jsonl", SftOptions())
+    export_sft(traces, tmp_path / "joined.jsonl", SftOptions(segments="joined-last"))
+    export_sft(traces, tmp_path / "root.jsonl", SftOptions(segments="root-last"))
+    every = read_rows(tmp_path / "all.jsonl")
+    joined = read_rows(tmp_path / "joined.jsonl")
+    threads = dict.fromkeys((r["problem_id"], r["thread_id"]) for r in every)
+    expected = []
+    for key in threads:
+        rows = [r for r in every if (r["problem_id"], r["thread_id"]) == key]
+        if len(rows) > 1:
+            expected.append(rows[-1])
+    assert sorted(map(str, joined)) == sorted(map(str, expected))
+    assert any(r["role"] == "child" for r in joined)  # depth 2: children join their own children
+    assert read_rows(tmp_path / "root.jsonl") == [r for r in joined if r["role"] == "root"]
+    assert all("<Sub Searches>" in r["prompt"] and "<Calling Sub Searches>" not in r["prompt"] for r in joined)
+
+
 def test_stats_report_the_share_of_traces_whose_threads_fit_each_window(problems_dir, tmp_path):
     from apr.data.stats import trace_stats
     from apr.threads import tree_metrics, unflatten
