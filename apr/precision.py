@@ -16,3 +16,14 @@ def torch_dtype(precision: Precision) -> "torch.dtype":
     import torch
 
     return getattr(torch, TORCH_NAMES[precision])
+
+
+def hardware_precision(precision: Precision | None, device_type: str) -> Precision:
+    """``precision`` if given, else bf16 where the hardware computes in it (a GPU; a CPU with AMX or
+    AVX512-BF16) and fp32 elsewhere: there torch emulates bf16 products and runs several times slower
+    than in fp32 (docs/training.md)."""
+    if precision is not None:
+        return precision
+    from apr.runtime.cpu import cpu_flags
+
+    return "bf16" if device_type != "cpu" or cpu_flags() & {"amx_bf16", "avx512_bf16"} else "fp32"

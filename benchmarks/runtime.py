@@ -6,7 +6,7 @@ Same model, same tree, measured in one run:
 * (b) re-prefill: our engine and batching, but every call re-prefills its whole prompt (the paper's
   client-side orchestration on a batching server without a prefix cache).
 
-The model is a random-weight Llama of realistic size for this CPU (hidden 512, 8 layers, bf16). Its
+The model is a random-weight Llama of realistic size for this CPU (hidden 512, 8 layers, bf16 unless ``--dtype fp32``). Its
 output layer is restricted to lowercase letters and newlines, whose text re-tokenizes to the same
 tokens, as a trained model's text does (a random model's byte soup would not), and it never picks
 EOS, so every call decodes exactly its planned length. The tree comes from a solver demonstration
@@ -17,6 +17,7 @@ block and are dropped at the join, the 8 children decode concurrently, the paren
 
     python benchmarks/runtime.py                 # ~2 minutes on a quiet machine, 10+ on a loaded one
     python benchmarks/runtime.py --child 128     # quicker
+    python benchmarks/runtime.py --dtype fp32    # weights as the CLI loads them (CPUs without AMX or AVX512-BF16)
     python benchmarks/runtime.py --preset paper --device cuda   # the paper's 228M model on a GPU (read wall times)
 """
 
@@ -36,10 +37,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from apr.countdown.search import AprSettings, apr_search
 from apr.models.presets import PRESETS, model_config
+from apr.precision import TORCH_NAMES, torch_dtype
 from apr.runtime.backend import Backend, SamplingParams
 from apr.runtime.cpu import cpu_model
 from apr.runtime.device import resolve_device
 from apr.runtime.embedded import EmbeddedBackend
+from apr.runtime.model_runner import transpose_weight_storage
 from apr.runtime.sequential import SequentialBackend
 from apr.tokenizer import load_tokenizer
 
@@ -72,8 +75,9 @@ def eight_child_demo() -> tuple[str, list[str], str]:
     raise RuntimeError("no demonstration with an 8-child spawn")
 
 
-def benchmark_model(tok, hidden: int, layers: int, preset: str | None = None) -> LlamaForCausalLM:
-    """A random bf16 Llama: a named preset's shape, or ``hidden`` x ``layers`` with 64-wide heads."""
+def benchmark_model(tok, hidden: int, layers: int, preset: str | None = None,
+                    dtype: torch.dtype = torch.bfloat16) -> LlamaForCausalLM:
+    """A random Llama in ``dtype``: a named preset's shape, or ``hidden`` x ``layers`` with 64-wide heads."""
     torch.manual_seed(0)
     if preset:
         cfg = model_config(preset, tok, context_length=2048)
@@ -83,7 +87,7 @@ def benchmark_model(tok, hidden: int, layers: int, preset: str | None = None) ->
                           max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     model = LlamaForCausalLM(cfg).eval()
     for p in model.parameters():  # parameters only: RoPE's inv_freq stays fp32, as from_pretrained keeps it
-        p.data = p.data.to(torch.bfloat16)
+        p.data = p.data.to(dtype)
     allowed = [tok.convert_tokens_to_ids(c) for c in string.ascii_lowercase + "\n"]
     with torch.no_grad():
         keep = model.lm_head.weight[allowed].clone() * 8
@@ -153,6 +157,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a model preset's shape instead of --hidden/--layers")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", choices=sorted(TORCH_NAMES), default="bf16",
+                        help="the model's weights (the engine's CLI default is fp32; bf16 wants AMX or a GPU)")
     parser.add_argument("--parent", type=int, default=400, help="tokens the parent decodes before its spawn")
     parser.add_argument("--child", type=int, default=256, help="tokens each of the 8 children decodes")
     parser.add_argument("--after", type=int, default=64, help="tokens the parent decodes after the join")
@@ -165,7 +171,8 @@ def main() -> None:
     torch.set_num_threads(args.cpu_threads)
     tok = load_tokenizer()
     device = resolve_device(args.device)
-    model = benchmark_model(tok, args.hidden, args.layers, args.preset).to(device)
+    model = benchmark_model(tok, args.hidden, args.layers, args.preset, torch_dtype(args.dtype)).to(device)
+    transpose_weight_storage(model)  # as EmbeddedBackend.from_checkpoint does (fp32 on CPU); generate uses it too
     prompt, child_prompts, join = eight_child_demo()
     plan = TreePlan(prompt, child_prompts, join, args.parent, args.child, args.after)
     systems = {
@@ -203,7 +210,7 @@ def report(args, tok, plan: TreePlan, parent: str, join: str, short: str, res: d
     emb, seq, pre = res["embedded"], res["sequential"], res["re-prefill"]
     n = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
     kv = str(kv_dtype).removeprefix("torch.")
-    print(f"{machine}, bf16 (attention in {kv}), "
+    print(f"{machine}, {args.dtype} (attention in {kv}), "
           f"{torch.get_num_threads()} thread(s); "
           f"tree: parent {args.parent} tok, 8 children x {args.child} tok, join {n(join)} tok, after {args.after} tok, "
           f"critical path {plan.critical_path} tok; best of {args.rounds} interleaved rounds; "

@@ -87,10 +87,19 @@ def device_option() -> Any:
                         "CPU), cpu, cuda or cuda:N.")
 
 
-def dtype_option(default: str | None = None, *aliases: str) -> Any:
-    """The embedded engine's weights (``--precision`` is a training run's autocast)."""
+HARDWARE_PRECISION = "bf16 on a GPU or a CPU with AMX or AVX512-BF16, else fp32"
+
+
+def dtype_option(default: str | None = None, *aliases: str, unset: str = "fp32") -> Any:
+    """The embedded engine's weights (``--precision`` is a training run's autocast); ``unset``: what None means."""
     return typer.Option(default, "--dtype", *aliases, help="Embedded engine weights: fp32, or bf16 (for GPUs and CPUs "
-                        "with AMX; elsewhere attention then runs in fp32)." + ("" if default else " [default: fp32]"))
+                        "with AMX; elsewhere attention then runs in fp32)." + ("" if default else f" [default: {unset}]"))
+
+
+def precision_option() -> Any:
+    """A training run's autocast (None: ``apr.precision.hardware_precision``)."""
+    return typer.Option(None, "--precision", help=f"Autocast: bf16 or fp32 (weights stay fp32). [default: "
+                        f"{HARDWARE_PRECISION}]")
 
 
 def max_slots_option(default: int = 32) -> Any:

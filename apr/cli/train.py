@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 import typer
 
 from apr.cli.common import (Precision, choices, cpu_threads_option, default_of, device_option, fail_cleanly,
-                            progress_option, settings_from, tensorboard_option)
+                            precision_option, progress_option, settings_from, tensorboard_option)
 from apr.cli.train_grpo import grpo
 from apr.runtime.cpu import set_cpu_threads
 from apr.train import config as sft_config
@@ -58,7 +58,7 @@ def sft(
     max_grad_norm: float = typer.Option(_default("max_grad_norm"), help="Gradient clipping norm."),
     max_steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
     max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget; the lr decays over it."),
-    precision: Precision = typer.Option(_default("precision"), help="bf16 (autocast) or fp32."),
+    precision: Optional[Precision] = precision_option(),
     eval_every: int = typer.Option(_default("eval_every"), help="Steps between validation passes."),
     eval_tokens: int = typer.Option(_default("eval_tokens"), help="Validation tokens per pass."),
     save_every: int = typer.Option(_default("save_every"), help="Steps between checkpoints."),

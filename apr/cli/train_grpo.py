@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from apr.cli.common import (Precision, backend_url_option, choices, cpu_threads_option, default_of, device_option,
-                            dtype_option, fail_cleanly, max_slots_option, progress_option, settings_from,
-                            tensorboard_option)
+from apr.cli.common import (HARDWARE_PRECISION, Precision, backend_url_option, choices, cpu_threads_option,
+                            default_of, device_option, dtype_option, fail_cleanly, max_slots_option, precision_option,
+                            progress_option, settings_from, tensorboard_option)
 from apr.rl import config as rl_config
 from apr.rl.config import GRPOConfig
 from apr.rl.rewards import Rewards
@@ -52,7 +52,7 @@ def grpo(
                                       help="Loss weight of one such group, in episodes."),
     max_grad_norm: float = typer.Option(_default(GRPOConfig, "max_grad_norm"), help="Gradient clipping norm."),
     tokens_per_batch: int = typer.Option(_default(GRPOConfig, "tokens_per_batch"), help="Padded tokens per micro-batch."),
-    precision: Precision = typer.Option(_default(GRPOConfig, "precision"), help="bf16 (autocast, fp32 weights) or fp32."),
+    precision: Optional[Precision] = precision_option(),
     efficiency: float = typer.Option(_default(Rewards, "efficiency"), help="Parallelism bonus factor (correct answers only)."),
     efficiency_clip: float = typer.Option(_default(Rewards, "efficiency_clip"), help="Cap on the parallelism bonus."),
     thread_penalty: float = typer.Option(_default(Rewards, "thread_penalty"), help="Reward cost per child thread."),
@@ -68,7 +68,7 @@ def grpo(
     server_model: str = typer.Option(_default(GRPOConfig, "server_model"), "--served-model-name", "--server-model",
                                      help="Model name on --backend-url."),
     max_slots: int = max_slots_option(_default(GRPOConfig, "max_slots")),
-    rollout_dtype: Precision = dtype_option(_default(GRPOConfig, "rollout_dtype"), "--rollout-dtype"),
+    rollout_dtype: Optional[Precision] = dtype_option(None, "--rollout-dtype", unset=HARDWARE_PRECISION),
     val_every: int = typer.Option(_default(GRPOConfig, "val_every"), help="Steps between validations."),
     save_every: int = typer.Option(_default(GRPOConfig, "save_every"), help="Steps between checkpoints."),
     keep_checkpoints: int = typer.Option(_default(GRPOConfig, "keep_checkpoints"), help="Checkpoints kept for resume."),

@@ -47,7 +47,7 @@ class GRPOConfig:
     join_weight: float = 1.0
     max_grad_norm: float = 1.0
     tokens_per_batch: int = 16384  # padded tokens per micro-batch (gradient accumulation)
-    precision: Precision = "bf16"  # autocast for the training forward; weights stay fp32
+    precision: Precision | None = None  # autocast for the training forward (weights stay fp32); None: hardware_precision
     rewards: Rewards = field(default_factory=Rewards)
     sub_call_budget: int | None = None  # "Sub Call Budget: N " root-prompt prefix (cond models)
     limits: Limits = field(default_factory=Limits)  # per-episode runtime limits
@@ -56,7 +56,7 @@ class GRPOConfig:
     server_url: str | None = None  # OpenAI-compatible base URL (SGLang), e.g. http://127.0.0.1:30000/v1
     server_model: str = "apr"  # model name the server serves (SGLang: --served-model-name apr)
     max_slots: int = 32  # embedded engine: sequences decoded together
-    rollout_dtype: Precision = "bf16"  # embedded engine weights
+    rollout_dtype: Precision | None = None  # embedded engine weights; None: hardware_precision
     val_every: int = 25  # steps between validations (also before the first step and at the end)
     save_every: int = 10
     keep_checkpoints: int = 2
@@ -103,7 +103,7 @@ def check_config(c: GRPOConfig) -> None:
     choices = {"advantage": ("std", "mean"), "precision": get_args(Precision), "rollout_dtype": get_args(Precision),
                "backend": ("embedded", "server")}
     for name, allowed in choices.items():
-        if getattr(c, name) not in allowed:
+        if getattr(c, name) not in allowed and not (name in ("precision", "rollout_dtype") and getattr(c, name) is None):
             raise GRPOConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(c, name)!r}")
     if c.sub_call_budget is not None and c.sub_call_budget < 0:
         raise GRPOConfigError(f"sub_call_budget must be >= 0, got {c.sub_call_budget}")

@@ -34,6 +34,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from apr.countdown.task import Problem, load_problems
 from apr.eval.metrics import score_tree
 from apr.models import load_model
+from apr.precision import hardware_precision
 from apr.rl.config import OLD_NAMES, GRPOConfig, GRPOConfigError, check_config, run_settings
 from apr.rl.continuations import join_sequences, join_states
 from apr.rl.episodes import TrainSequence, group_advantages, training_sequences
@@ -70,7 +71,8 @@ def optimise(policy: PreTrainedModel, reference: PreTrainedModel | None, optimiz
     were from the trainer's.
     """
     device = next(policy.parameters()).device
-    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
+    bf16 = hardware_precision(c.precision, device.type) == "bf16"
+    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=bf16)
     plan = plan_epoch([len(s.ids) for s in seqs], c.tokens_per_batch, c.seed, epoch=step)
     batches = [make_micro_batch([seqs[i] for i in idx], pad_id) for idx in plan]
     passes: list[dict[str, float]] = []

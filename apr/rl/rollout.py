@@ -25,12 +25,13 @@ from apr.rl.continuations import sample_continuations
 from apr.runtime.backend import Generation, SamplingParams
 from apr.runtime.codec import TokenCodec
 from apr.runtime.embedded import EmbeddedBackend
+from apr.runtime.model_runner import transpose_weight_storage
 from apr.runtime.limits import Limits
 from apr.runtime.openai_backend import OpenAIBackend
 from apr.runtime.orchestrator import SolveConfig, asolve_many
 from apr.threads import Thread
 from apr.train.checkpoint import save_checkpoint
-from apr.precision import torch_dtype
+from apr.precision import Precision, hardware_precision, torch_dtype
 
 T = TypeVar("T")
 
@@ -49,9 +50,12 @@ class Rollouts(Protocol):
 class EmbeddedRollouts:
     """The in-process engine over an inference copy of the policy."""
 
-    def __init__(self, policy: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, dtype: str, max_slots: int):
+    def __init__(self, policy: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, dtype: Precision | None,
+                 max_slots: int):
         self.model = copy.deepcopy(policy).eval()
-        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots, dtype=torch_dtype(dtype))
+        weights = torch_dtype(hardware_precision(dtype, self.model.device.type))
+        self.backend = EmbeddedBackend(self.model, tokenizer, max_slots=max_slots, dtype=weights)
+        transpose_weight_storage(self.model)  # the copy is the engine's own; sync copies values into it
 
     @torch.no_grad()
     def sync(self, policy: PreTrainedModel) -> None:

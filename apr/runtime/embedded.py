@@ -32,6 +32,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 from apr.runtime.backend import Generation, SamplingParams
 from apr.runtime.codec import TokenCodec, common_prefix
 from apr.runtime.engine import Engine
+from apr.runtime.model_runner import transpose_weight_storage
 from apr.runtime.sequence import Sequence
 
 
@@ -75,8 +76,9 @@ class EmbeddedBackend:
 
         where = resolve_device(device)  # before the weights load: a missing GPU fails fast
         tok = checkpoint_tokenizer(path, tokenizer)
-        return cls(load_model(path, tok, dtype=dtype).to(where), tok, max_slots=max_slots,
-                   max_step_tokens=max_step_tokens)
+        model = load_model(path, tok, dtype=dtype).to(where)
+        transpose_weight_storage(model)  # this engine owns the model
+        return cls(model, tok, max_slots=max_slots, max_step_tokens=max_step_tokens)
 
     # -- Backend protocol ------------------------------------------------------------------------
     async def generate(self, session: str, prompt: str, params: SamplingParams,

@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from apr.runtime.kv_cache import KVCache
 from apr.runtime.sequence import Sequence
+
+
+def transpose_weight_storage(model: LlamaForCausalLM) -> None:
+    """Store each fp32 linear weight of the decoder layers on CPU as the transposed view of a contiguous
+    ``[in, out]`` matrix: same values and shape, but MKL's products with a few rows (a decode step's batch)
+    run faster against that layout (``python benchmarks/linear_layout.py``, docs/runtime.md). For models
+    the engine owns: saving one afterwards needs ``contiguous()`` weights."""
+    for layer in model.model.layers:
+        for linear in layer.modules():
+            w = linear.weight if isinstance(linear, nn.Linear) else None
+            if w is not None and w.device.type == "cpu" and w.dtype == torch.float32 and w.is_contiguous():
+                w.data = w.data.t().contiguous().t()
 
 
 class ModelRunner:

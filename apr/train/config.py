@@ -34,7 +34,7 @@ class SFTConfig:
     max_grad_norm: float = 1.0
     max_steps: int | None = None
     max_minutes: float | None = None  # wall-clock budget; the cosine decays over whichever ends first
-    precision: Precision = "bf16"
+    precision: Precision | None = None  # autocast; None: bf16 where the hardware has it (apr.precision.hardware_precision)
     eval_every: int = 200
     eval_tokens: int = 200_000  # cap on validation tokens per evaluation
     save_every: int = 500

@@ -39,7 +39,7 @@ from apr.train.data import SFTInputError, apply_length_policy, column, load_rows
 from apr.train.memory import limit_heap_fragmentation
 from apr.runtime.device import resolve_device
 from apr.train.metrics import MetricsLog, save_run_config
-from apr.precision import Precision
+from apr.precision import Precision, hardware_precision
 
 
 def _check_config(c: SFTConfig) -> None:
@@ -55,7 +55,7 @@ def _check_config(c: SFTConfig) -> None:
         raise SFTInputError(f"must be positive: {', '.join(bad)}")
     if c.loss_on not in ("all", "completion"):
         raise SFTInputError(f"loss_on must be 'all' or 'completion', got {c.loss_on!r}")
-    if c.precision not in get_args(Precision):
+    if c.precision not in (*get_args(Precision), None):
         raise SFTInputError(f"precision must be one of {', '.join(get_args(Precision))}, got {c.precision!r}")
     if not 0 <= c.val_fraction < 1:
         raise SFTInputError(f"val_fraction must be in [0, 1), got {c.val_fraction}")
@@ -211,9 +211,10 @@ def train_sft(config: SFTConfig, on_step: Callable[[int, PreTrainedModel], None]
     if device.type == "cuda" and device.index is not None and "LOCAL_RANK" not in os.environ:
         torch.cuda.set_device(device)  # one process on a chosen GPU; under torchrun each rank takes its own
     accelerator = Accelerator(cpu=device.type == "cpu")
-    autocast = partial(torch.autocast, accelerator.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
+    precision = hardware_precision(c.precision, accelerator.device.type)
+    autocast = partial(torch.autocast, accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     out, main = Path(c.out), accelerator.is_main_process
-    accelerator.print(f"apr train sft: {c.preset} model on {', '.join(c.data)} -> {out}; checking the data")
+    accelerator.print(f"apr train sft: {c.preset} model on {', '.join(c.data)} -> {out} ({precision}); checking the data")
     if c.max_steps is not None and c.max_steps <= c.warmup_steps:
         accelerator.print(f"warning: --max-steps {c.max_steps} ends inside the {c.warmup_steps}-step warmup: the "
                           "learning rate never reaches its peak; lower --warmup-steps")

@@ -46,3 +46,5 @@ def test_the_engine_follows_the_device_it_was_given():
     backend = EmbeddedBackend.from_checkpoint(DEFAULT_MODEL, device="cpu")
     assert backend.engine.device == torch.device("cpu")
     assert backend.engine.cache.k.device == torch.device("cpu")
+    down = backend.engine.model.model.layers[0].mlp.down_proj.weight
+    assert down.t().is_contiguous()  # fp32 on CPU: the transposed storage the engine's products prefer

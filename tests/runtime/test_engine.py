@@ -6,6 +6,7 @@ import torch
 
 from apr.runtime.backend import SamplingParams
 from apr.runtime.engine import Engine
+from apr.runtime.model_runner import transpose_weight_storage
 from apr.runtime.sequence import Sequence
 from apr.runtime.text import TextStream
 from tests.runtime.support import tiny_llama
@@ -258,3 +259,20 @@ def test_a_budget_smaller_than_the_decoders_still_advances_every_prompt(model):
     drain(engine)
     for seq, p in zip(seqs, ps):
         assert seq.result().token_ids == reference(model, p, 20)
+
+
+def test_transposed_weight_storage_keeps_values_and_the_engine_still_equals_generate(tok):
+    model, original = tiny_llama(len(tok)), tiny_llama(len(tok))
+    transpose_weight_storage(model)
+    q = model.model.layers[0].self_attn.q_proj.weight
+    assert not q.is_contiguous() and q.t().is_contiguous()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values()))
+    engine = Engine(model, max_slots=4)
+    ps = prompts(model.config.vocab_size, [7, 30, 2])
+    seqs = [engine.add(p, GREEDY) for p in ps]
+    drain(engine)
+    for seq, p in zip(seqs, ps):
+        assert seq.result().token_ids == reference(original, p, 24)
+    half = tiny_llama(len(tok)).to(torch.bfloat16)
+    transpose_weight_storage(half)  # products in bf16 keep the plain layout
+    assert half.model.layers[0].self_attn.q_proj.weight.is_contiguous()
