@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apr.cli.common import choices, default_workers, fail_cleanly
+from apr.cli.common import choices, default_workers, fail_cleanly, progress_option
 from apr.data.generate import TraceFormat, TraceOrder
 from apr.data.sft import Condition as SftCondition, Segments as SftSegments
 from apr.data.stats import WINDOWS
@@ -44,13 +44,15 @@ def problems(
     seed: int = typer.Option(0, help="Same seed, same files, whatever the worker count."),
     workers: int = typer.Option(default_workers(), help="Worker processes."),
     fresh: bool = typer.Option(False, help=FRESH_HELP),
+    progress: bool = progress_option(),
 ) -> None:
     """Draw solvable problems, de-duplicated across splits (multiset of numbers + target)."""
     from apr.countdown.problems import ProblemSpec
     from apr.data.generate import generate_problems
 
     spec = ProblemSpec(numbers, min_number, max_number, min_target, max_target)
-    paths = generate_problems(out, spec, {"train": train, "val": val, "test": test}, seed, workers, fresh=fresh)
+    paths = generate_problems(out, spec, {"train": train, "val": val, "test": test}, seed, workers, fresh=fresh,
+                                progress=progress)
     for split, path in paths.items():
         console.print(f"[green]wrote[/] {path}")
 
@@ -73,6 +75,7 @@ def traces(
     limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
     workers: int = typer.Option(default_workers(), help="Worker processes."),
     fresh: bool = typer.Option(False, help=FRESH_HELP),
+    progress: bool = progress_option(),
 ) -> None:
     """Solve every problem with the symbolic hybrid search and record the demonstration."""
     from apr.data.generate import TraceSettings, generate_traces
@@ -80,7 +83,7 @@ def traces(
     beam = max_beam if max_beam is not None else (10 if format is Format.apr else 5)
     settings = TraceSettings(format.value, beam, max_sub_beam, p_spawn, p_dfs, max_depth, min_beam,  # type: ignore[arg-type]
                              order.value)  # type: ignore[arg-type]
-    summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit, fresh=fresh)
+    summary = generate_traces(problems_file, out, settings, seed, workers, limit=limit, fresh=fresh, progress=progress)
     console.print(f"[green]wrote[/] {summary['path']}: {summary['traces']} traces, "
                   f"solver success {summary['success_rate']:.1%}")
 

@@ -25,7 +25,7 @@ TraceOrder = Literal["shuffled", "canonical"]
 
 # -- problems ----------------------------------------------------------------------------------
 def generate_problems(out_dir: Path, spec: ProblemSpec, sizes: dict[str, int], seed: int, workers: int = 1,
-                      chunk_size: int = 500, fresh: bool = False) -> dict[str, Path]:
+                      chunk_size: int = 500, fresh: bool = False, progress: bool = True) -> dict[str, Path]:
     """Write ``{split}.jsonl`` for each split plus ``meta.json``; returns the written paths."""
     validate_split_sizes(sizes)
     out_dir = Path(out_dir)
@@ -38,7 +38,7 @@ def generate_problems(out_dir: Path, spec: ProblemSpec, sizes: dict[str, int], s
         path = out_dir / f"{split}.jsonl"
         fingerprint = {"job": "problems", "spec": asdict(spec), "seed": seed, "split": split, "chunk_size": chunk_size}
         job = ShardedJob(path, draw_chunk, fingerprint, workers, desc=f"problems/{split}", unit="problems",
-                         fresh=fresh)
+                         fresh=fresh, progress=progress)
         chosen: list[dict[str, Any]] = []
         start = 0
         while len(chosen) < want:
@@ -121,7 +121,8 @@ def _demonstrate_chunk(args: tuple[list[dict[str, Any]], TraceSettings, int]) ->
 
 
 def generate_traces(problems_path: Path, out_path: Path, settings: TraceSettings, seed: int, workers: int = 1,
-                    chunk_size: int = 200, limit: int | None = None, fresh: bool = False) -> dict[str, Any]:
+                    chunk_size: int = 200, limit: int | None = None, fresh: bool = False,
+                    progress: bool = True) -> dict[str, Any]:
     """Write one demonstration per problem; returns a small summary."""
     problems = [p.to_dict() for p in load_problems(problems_path)][:limit]
     if not problems:
@@ -131,7 +132,7 @@ def generate_traces(problems_path: Path, out_path: Path, settings: TraceSettings
     chunks = [(f"{settings.format}-{i:09d}", (problems[i:i + chunk_size], settings, seed))
               for i in range(0, len(problems), chunk_size)]
     job = ShardedJob(out_path, _demonstrate_chunk, fingerprint, workers, desc=f"traces/{settings.format}",
-                     unit="traces", fresh=fresh)
+                     unit="traces", fresh=fresh, progress=progress)
     rows = [r for chunk in job.run(chunks, progress_total=len(problems), weight=lambda a: len(a[0])) for r in chunk]
     job.finish(rows)
     solved = sum(r["solved"] for r in rows)

@@ -146,10 +146,11 @@ class ShardedJob:
     """
 
     def __init__(self, output: Path, fn: Callable[[Any], list[Row]], fingerprint: dict[str, Any],
-                 workers: int = 1, desc: str = "", unit: str = "chunks", fresh: bool = False):
+                 workers: int = 1, desc: str = "", unit: str = "chunks", fresh: bool = False, progress: bool = True):
         self.output = Path(output)
         self.dir = partial_dir(self.output)
         self.fn, self.workers, self.desc, self.unit = fn, max(1, workers), desc, unit
+        self.progress = progress  # False: no bar even on a terminal (True: one where stderr is a terminal)
         self.fingerprint = fingerprint
         if fresh:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -169,7 +170,7 @@ class ShardedJob:
         todo = [(key, arg) for key, arg in chunks if not self.shard_path(key).exists()]
         done_weight = sum(weight(arg) for key, arg in chunks if self.shard_path(key).exists())
         bar = tqdm(total=progress_total, initial=done_weight, desc=self.desc, unit=self.unit,
-                   dynamic_ncols=True, disable=None)
+                   dynamic_ncols=True, disable=None if self.progress else True)
         results = self._compute(todo)
         try:
             for key, arg in chunks:

@@ -1,6 +1,8 @@
 """Data jobs: reproducible across worker counts, de-duplicated, resumable, loadable by `datasets`."""
 
+import io
 import json
+import sys
 
 import pytest
 
@@ -217,3 +219,17 @@ def test_stats_report_the_share_of_traces_whose_threads_fit_each_window(problems
     longest = [tree_metrics(unflatten(r["threads"]), count).longest_context for r in read_rows(out)]
     assert stats["fits"] == {str(w): sum(n + 2 <= w for n in longest) / len(longest) for w in (300, 1000, 10**6)}
     assert stats["fits"]["300"] <= stats["fits"]["1000"] < stats["fits"]["1000000"] == 1.0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_sharded_job_shows_its_bar_on_a_terminal_unless_told_not_to(tmp_path, monkeypatch, progress):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    job = ShardedJob(tmp_path / "out.jsonl", lambda n: [{"n": n}], {"what": "test"}, desc="squares", progress=progress)
+    assert [rows for rows in job.run([("a", 1), ("b", 2)], progress_total=2)] == [[{"n": 1}], [{"n": 2}]]
+    assert ("squares" in terminal.getvalue()) is progress
