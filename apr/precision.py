@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     import torch
 
 Precision = Literal["fp32", "bf16"]
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})  # Linux's names of the CPU instructions that compute in bf16
 TORCH_NAMES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16"}
 
 
@@ -26,4 +27,4 @@ def hardware_precision(precision: Precision | None, device_type: str) -> Precisi
         return precision
     from apr.runtime.cpu import cpu_flags
 
-    return "bf16" if device_type != "cpu" or cpu_flags() & {"amx_bf16", "avx512_bf16"} else "fp32"
+    return "bf16" if device_type != "cpu" or cpu_flags() & BF16_CPU_FLAGS else "fp32"

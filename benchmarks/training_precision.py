@@ -15,7 +15,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from apr.precision import hardware_precision
+from apr.precision import BF16_CPU_FLAGS, hardware_precision
 from apr.runtime.cpu import cpu_flags, cpu_model
 
 
@@ -41,7 +41,7 @@ def main() -> None:
                 loss = model(input_ids=ids, labels=ids).loss
             loss.backward()
             times.append(time.perf_counter() - start)
-    bf16_hw = sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"}) or ["neither AMX nor AVX512-BF16"]
+    bf16_hw = sorted(cpu_flags() & BF16_CPU_FLAGS) or ["neither AMX nor AVX512-BF16"]
     print(f"{cpu_model()} ({', '.join(bf16_hw)}) · 1 thread · {args.layers} layers, hidden {args.hidden}, "
           f"{args.batch} x {args.length} tokens · default here: {hardware_precision(None, 'cpu')}\n")
     print("| precision | forward + backward s (best of {}) | vs fp32 |".format(args.rounds))

@@ -100,11 +100,13 @@ def check_config(c: GRPOConfig) -> None:
         raise GRPOConfigError("beta and weight_decay must be >= 0")
     if c.max_minutes is not None and c.max_minutes <= 0:
         raise GRPOConfigError(f"max_minutes must be positive, got {c.max_minutes}")
-    choices = {"advantage": ("std", "mean"), "precision": get_args(Precision), "rollout_dtype": get_args(Precision),
+    hardware = (*get_args(Precision), None)  # None: apr.precision.hardware_precision
+    choices = {"advantage": ("std", "mean"), "precision": hardware, "rollout_dtype": hardware,
                "backend": ("embedded", "server")}
     for name, allowed in choices.items():
-        if getattr(c, name) not in allowed and not (name in ("precision", "rollout_dtype") and getattr(c, name) is None):
-            raise GRPOConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(c, name)!r}")
+        if getattr(c, name) not in allowed:
+            named = ", ".join(a for a in allowed if a is not None)
+            raise GRPOConfigError(f"{name} must be one of {named}, got {getattr(c, name)!r}")
     if c.sub_call_budget is not None and c.sub_call_budget < 0:
         raise GRPOConfigError(f"sub_call_budget must be >= 0, got {c.sub_call_budget}")
     if c.backend == "server" and not c.server_url:

@@ -9,6 +9,7 @@ measurements behind this (``benchmarks/threads.py``).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -32,8 +33,9 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
+@functools.cache
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    """The CPU's feature flags as Linux reports them (empty elsewhere); read once per process."""
     return frozenset((_cpuinfo("flags") or "").split())
 
 
